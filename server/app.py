@@ -1,0 +1,60 @@
+"""The FastAPI application: routes only; sessions, scheduling and the engine live in their own modules."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+
+from fastapi import FastAPI, Response, WebSocket
+from fastapi.responses import JSONResponse
+
+from .metrics import Metrics
+from .params import SamplingParams
+from .scheduler import Scheduler
+from .session import Session, SessionLimits
+
+
+def create_app(scheduler: Scheduler, metrics: Metrics, model_name: str, untrained: bool,
+               limits: SessionLimits = SessionLimits(),
+               defaults: SamplingParams = SamplingParams()) -> FastAPI:
+    """An app serving `scheduler`'s engine; the scheduler's thread runs while the app does."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        scheduler.start()
+        try:
+            yield
+        finally:
+            scheduler.stop()
+
+    app = FastAPI(title="Antiphon", version=version("antiphon"), lifespan=lifespan)
+
+    @app.websocket("/api/chat")
+    async def chat(websocket: WebSocket) -> None:
+        await Session(websocket, scheduler, metrics, model_name, untrained, limits, defaults).run()
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        if scheduler.healthy:
+            return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "failed", "reason": scheduler.failure or "engine stopped"},
+                            status_code=503)
+
+    @app.get("/api/info")
+    def info() -> dict:
+        used = scheduler.used_slots()
+        return {
+            "model": model_name,
+            "untrained": untrained,
+            "version": version("antiphon"),
+            "slots": {"total": scheduler.slots, "used": used, "free": scheduler.slots - used},
+            "device": str(scheduler.engine.device),
+            "sample_rate": scheduler.engine.sample_rate,
+            "frame_size": scheduler.engine.frame_size,
+        }
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        return Response(metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    return app

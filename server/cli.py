@@ -1,0 +1,39 @@
+"""The `antiphon` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+_DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="antiphon", description="Full-duplex speech agent server")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve sessions over WebSockets")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8998)
+    serve.add_argument("--model", default="test-small",
+                       help="a folder in Kyutai's checkpoint layout, or a built-in configuration "
+                            "(moshi-7b, test-small)")
+    serve.add_argument("--random-weights", action="store_true",
+                       help="build the model's configuration with random weights (untrained)")
+    serve.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    serve.add_argument("--dtype", choices=_DTYPES, default="auto",
+                       help="LM weights' dtype (auto: bfloat16 on cuda, float32 on cpu)")
+    serve.add_argument("--slots", type=int, default=4, help="sessions served at once (the batch)")
+    serve.add_argument("--max-message-kib", type=int, default=64, help="largest client message")
+    serve.add_argument("--idle-seconds", type=float, default=10.0,
+                       help="close a session that sends no audio for this long")
+    serve.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "serve":
+        from .serve import ServeError, serve as run_serve
+        try:
+            run_serve(args)
+        except ServeError as exc:
+            print(f"antiphon: error: {exc}", file=sys.stderr)
+            sys.exit(2)

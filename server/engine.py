@@ -1,0 +1,132 @@
+"""The engine: one model on one device, a fixed batch of slots, one batched step per frame.
+
+Only the engine thread calls into this module. Each step runs moshi's streaming modules on the whole
+batch: Mimi encodes every slot's 1920-sample frame, LMGen steps the temporal and depth transformers, and
+Mimi decodes the agent's codebooks. A slot that has no frame this step is masked with `set_exec_mask`, so
+its streaming state does not move; a slot that starts a session is reset alone with
+`reset_streaming(mask)`. On CUDA, moshi's modules capture themselves in CUDA graphs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from moshi.models.lm import LMGen
+
+from ..models.loader import LoadedModel
+from .params import SamplingParams
+from .sampling import SlotSampler
+
+
+@dataclass
+class StepResult:
+    """What one step produced, on the host. Rows of slots that did not produce are meaningless."""
+
+    pcm: np.ndarray        # [slots, frame_size] float32, the agent's audio
+    text: np.ndarray       # [slots] int64, the monologue's text token
+    audio: np.ndarray      # [slots, dep_q] int64, the agent's audio tokens
+    produced: np.ndarray   # [slots] bool: stepped and past LMGen's delay warm-up
+
+
+class Engine:
+    def __init__(self, model: LoadedModel, slots: int) -> None:
+        if slots < 1:
+            raise ValueError("an engine needs at least one slot")
+        self.model = model
+        self.slots = slots
+        self.mimi = model.mimi
+        self.device = next(model.lm.parameters()).device
+        self.frame_size = int(self.mimi.frame_size)
+        self.sample_rate = int(self.mimi.sample_rate)
+        self.sampler = SlotSampler(slots, self.device)
+        self._install_audio_sampling()
+        self.lm_gen = LMGen(model.lm, use_sampling=False, support_out_of_sync=True,
+                            on_text_logits_hook=self.sampler.force_text)
+        self.padding_tokens = {model.lm.existing_text_padding_id, model.lm.end_of_text_padding_id}
+        # moshi's server drops the encoder state after a session's first frame, so that the next one
+        # starts from fresh left padding; slots marked here get the same treatment.
+        self._fresh = np.zeros(slots, dtype=bool)
+        self.mimi.streaming_forever(slots)
+        self.lm_gen.streaming_forever(slots)
+
+    def _install_audio_sampling(self) -> None:
+        """Route the depth transformer's per-codebook logits through the per-slot sampler.
+
+        LMGen samples audio inside `depformer_step` with batch-wide settings; wrapping the model's
+        `forward_depformer` (which that step calls for each codebook) is the one place where per-slot
+        sampling can enter without changing moshi's step."""
+        lm = self.model.lm
+        forward_depformer = lm.forward_depformer
+        sampler = self.sampler
+
+        def sampled_forward_depformer(codebook: int, sequence: torch.Tensor,
+                                      transformer_out: torch.Tensor) -> torch.Tensor:
+            return sampler.force_audio(forward_depformer(codebook, sequence, transformer_out), codebook)
+
+        lm.forward_depformer = sampled_forward_depformer  # type: ignore[method-assign]
+
+    @torch.no_grad()
+    def step(self, pcm: np.ndarray, stepping: np.ndarray,
+             joining: dict[int, SamplingParams] | None = None) -> StepResult:
+        """Advance the slots in `stepping` by one frame of `pcm` ([slots, frame_size] float32).
+
+        Slots in `joining` start a new session first: their state is reset and their sampling set."""
+        if joining:
+            self._join(joining)
+        stepping = np.asarray(stepping, dtype=bool)
+        exec_mask = torch.from_numpy(stepping).to(self.device)
+        frames = torch.from_numpy(np.ascontiguousarray(pcm, dtype=np.float32)).to(self.device)
+
+        self.mimi.set_exec_mask(exec_mask)
+        codes = self.mimi.encode(frames[:, None, :])
+        first = self._fresh & stepping
+        if first.any():
+            self.mimi.reset_streaming(torch.from_numpy(first).to(self.device))
+            self._fresh &= ~stepping
+
+        self.lm_gen.set_exec_mask(exec_mask)
+        tokens = self.lm_gen.step(codes)
+        assert tokens is not None  # support_out_of_sync: masked rows come back as negative ids
+        self.sampler.advance(exec_mask)
+        audio_tokens = tokens[:, 1:, :]
+        produced = exec_mask & (audio_tokens[:, :, 0] >= 0).all(dim=1)
+        self.mimi.set_exec_mask(produced)
+        out_pcm = self.mimi.decode(audio_tokens.clamp(min=0))
+
+        tokens_host = tokens[:, :, 0].cpu().numpy()
+        return StepResult(
+            pcm=out_pcm[:, 0, :].float().cpu().numpy(),
+            text=tokens_host[:, 0],
+            audio=tokens_host[:, 1:],
+            produced=produced.cpu().numpy(),
+        )
+
+    def _join(self, joining: dict[int, SamplingParams]) -> None:
+        mask = torch.zeros(self.slots, dtype=torch.bool)
+        for slot, params in joining.items():
+            mask[slot] = True
+            self.sampler.assign(slot, params)
+        self._fresh |= mask.numpy()
+        mask = mask.to(self.device)
+        self.mimi.reset_streaming(mask)
+        self.lm_gen.reset_streaming(mask)
+
+    def warmup(self, steps: int = 3) -> None:
+        """Run a few silent frames through every slot, so that CUDA graphs are captured before the first
+        session arrives (each session resets its slot when it joins)."""
+        silence = np.zeros((self.slots, self.frame_size), dtype=np.float32)
+        everyone = np.ones(self.slots, dtype=bool)
+        greedy = SamplingParams(text_temperature=0.0, audio_temperature=0.0)
+        self.step(silence, everyone, joining={slot: greedy for slot in range(self.slots)})
+        for _ in range(steps - 1):
+            self.step(silence, everyone)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def text_piece(self, token: int) -> str | None:
+        """The monologue piece of a text token, or None for padding."""
+        if token in self.padding_tokens:
+            return None
+        return self.model.text.piece(token) or None

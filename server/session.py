@@ -1,0 +1,209 @@
+"""One client connection on `/api/chat`: Opus in and out, the link to its engine slot, its lifecycle.
+
+Every way a session can end is a `SessionEnd`: the error text (sent as a 0x05 message) and the close
+code. Nothing a client sends can reach another session: its frames go only into its own inbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import secrets
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import sphn
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from . import protocol
+from .metrics import Metrics
+from .params import SamplingParams
+from .protocol import CloseCode, Kind, ProtocolError
+from .scheduler import Scheduler, SlotLink, SlotOutput
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    max_message_bytes: int = 64 * 1024  # a second of Opus is ~4 KiB; this leaves room for bursts
+    idle_seconds: float = 10.0          # no audio for this long ends the session
+    outbox_frames: int = 50             # four seconds of replies waiting for a client that is not reading
+    close_seconds: float = 2.0          # how long a close handshake may take before the socket is dropped
+
+
+class SessionLog(logging.LoggerAdapter):
+    def process(self, msg, kwargs):
+        return f"[session {self.extra['session']}] {msg}", kwargs
+
+
+class Session:
+    def __init__(self, websocket: WebSocket, scheduler: Scheduler, metrics: Metrics, model_name: str,
+                 untrained: bool, limits: SessionLimits, defaults: SamplingParams) -> None:
+        self.ws = websocket
+        self.scheduler = scheduler
+        self.metrics = metrics
+        self.model_name = model_name
+        self.untrained = untrained
+        self.limits = limits
+        self.defaults = defaults
+        self.id = secrets.token_hex(6)
+        self.log = SessionLog(logger, {"session": self.id})
+        self.frame_size = scheduler.engine.frame_size
+        self.sample_rate = scheduler.engine.sample_rate
+        self._loop = asyncio.get_running_loop()
+        self._outbox: asyncio.Queue[SlotOutput] = asyncio.Queue(maxsize=limits.outbox_frames)
+        self._ended: asyncio.Future[ProtocolError] = self._loop.create_future()
+
+    async def run(self) -> None:
+        await self.ws.accept()
+        try:
+            params = self._sampling_params()
+        except ProtocolError as refusal:
+            self.metrics.refused.labels("bad_parameters").inc()
+            await self._close(refusal)
+            return
+        link = SlotLink(params, deliver=self._deliver_threadsafe, fail=self._fail_threadsafe)
+        slot = self.scheduler.acquire(link)
+        if slot is None:
+            reason = self.scheduler.failure or (
+                f"server full: all {self.scheduler.slots} slots are busy, try again later")
+            self.metrics.refused.labels("full" if self.scheduler.failure is None else "engine_failed").inc()
+            self.log.info("refused: %s", reason)
+            await self._close(ProtocolError(reason, CloseCode.TRY_AGAIN_LATER))
+            return
+        self.metrics.sessions.inc()
+        self.metrics.sessions_active.inc()
+        self.log.info("started in slot %d with %s", slot, params)
+        try:
+            end = await self._serve(link, params)
+        finally:
+            self.scheduler.release(slot, link)
+            self.metrics.sessions_active.dec()
+        if end.code != CloseCode.NORMAL:
+            self.metrics.errors.labels(end.code.name.lower()).inc()
+        self.log.info("ended: %s (%d)", end, end.code)
+        await self._close(end)
+
+    def _sampling_params(self) -> SamplingParams:
+        query = self.ws.query_params
+        self.timed_text = protocol.wants_timed_text(query)
+        return protocol.parse_sampling(query, self.defaults)
+
+    async def _serve(self, link: SlotLink, params: SamplingParams) -> ProtocolError:
+        await self.ws.send_bytes(protocol.handshake())
+        await self.ws.send_bytes(protocol.metadata({
+            "session_id": self.id,
+            "model": self.model_name,
+            "untrained": self.untrained,
+            "sampling": asdict(params),
+            "sample_rate": self.sample_rate,
+            "frame_size": self.frame_size,
+            "text_frames": self.timed_text,
+        }))
+        tasks = [asyncio.ensure_future(self._receive(link)), asyncio.ensure_future(self._send())]
+        try:
+            done, _ = await asyncio.wait([*tasks, self._ended], return_when=asyncio.FIRST_COMPLETED)
+            first = next(iter(done))
+            if first is self._ended:
+                return self._ended.result()
+            exc = first.exception()
+            if isinstance(exc, ProtocolError):
+                return exc
+            if exc is not None:
+                raise exc
+            return ProtocolError("client closed the connection", CloseCode.NORMAL)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _receive(self, link: SlotLink) -> None:
+        reader = sphn.OpusStreamReader(self.sample_rate)
+        pending = np.zeros(0, dtype=np.float32)
+        last_audio = time.monotonic()
+        while True:
+            timeout = last_audio + self.limits.idle_seconds - time.monotonic()
+            try:
+                message = await asyncio.wait_for(self.ws.receive(), max(timeout, 0.0))
+            except asyncio.TimeoutError:
+                raise ProtocolError(f"no audio for {self.limits.idle_seconds:g} s, closing an idle session",
+                                    CloseCode.POLICY) from None
+            if message["type"] == "websocket.disconnect":
+                return
+            data = message.get("bytes")
+            if data is None:
+                raise ProtocolError("text messages are not part of the protocol: send binary messages "
+                                    "whose first byte is the kind", CloseCode.UNSUPPORTED_DATA)
+            kind, payload = protocol.parse_client_message(data, self.limits.max_message_bytes)
+            if kind is not Kind.AUDIO:
+                continue  # control actions and pings keep no state here
+            try:
+                pcm = reader.append_bytes(payload)
+            except ValueError as exc:
+                raise ProtocolError(f"audio is not a valid Ogg Opus stream ({exc})",
+                                    CloseCode.INVALID_PAYLOAD) from None
+            last_audio = time.monotonic()
+            pending = np.concatenate([pending, pcm]) if pending.size else pcm
+            while pending.size >= self.frame_size:
+                frame, pending = pending[:self.frame_size], pending[self.frame_size:]
+                await self._push(link, frame)
+
+    async def _push(self, link: SlotLink, frame: np.ndarray) -> None:
+        """Hand a frame to the engine; while the inbox is full, stop reading (backpressure, no loss)."""
+        while True:
+            try:
+                link.inbox.put_nowait(frame)
+                return
+            except queue.Full:
+                await asyncio.sleep(self.scheduler.frame_seconds / 4)
+
+    async def _send(self) -> None:
+        writer = sphn.OpusStreamWriter(self.sample_rate)
+        while True:
+            output = await self._outbox.get()
+            ogg = writer.append_pcm(output.pcm)
+            if len(ogg):
+                await self.ws.send_bytes(protocol.audio(ogg))
+            if output.text:
+                message = (protocol.timed_text(output.step, output.text) if self.timed_text
+                           else protocol.text(output.text))
+                await self.ws.send_bytes(message)
+
+    def _deliver_threadsafe(self, output: SlotOutput) -> None:
+        self._loop.call_soon_threadsafe(self._deliver, output)
+
+    def _deliver(self, output: SlotOutput) -> None:
+        if self._ended.done():
+            return
+        try:
+            self._outbox.put_nowait(output)
+        except asyncio.QueueFull:
+            self._end(ProtocolError(f"client is not reading: {self.limits.outbox_frames} frames of reply "
+                                    "are waiting", CloseCode.POLICY))
+
+    def _fail_threadsafe(self, message: str) -> None:
+        self._loop.call_soon_threadsafe(self._end, ProtocolError(message, CloseCode.GOING_AWAY))
+
+    def _end(self, reason: ProtocolError) -> None:
+        if not self._ended.done():
+            self._ended.set_result(reason)
+
+    async def _close(self, end: ProtocolError) -> None:
+        """Send the error (if any) and close; a client that does not take it within the limit is dropped."""
+        async def close() -> None:
+            if end.code != CloseCode.NORMAL:
+                await self.ws.send_bytes(protocol.error(str(end)))
+            await self.ws.close(code=int(end.code), reason=_close_reason(str(end)))
+        try:
+            await asyncio.wait_for(close(), self.limits.close_seconds)
+        except (asyncio.TimeoutError, WebSocketDisconnect, RuntimeError, OSError):
+            pass
+
+
+def _close_reason(text: str) -> str:
+    """Close reasons are limited to 123 bytes of UTF-8."""
+    encoded = text.encode("utf-8")[:123]
+    return encoded.decode("utf-8", errors="ignore")

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import sentencepiece
+import torch
+
+from antiphon.models.checkpoint import write_kyutai_folder
+from antiphon.models.configs import builtin_config
+from antiphon.models.loader import load_model
+
+_CORPUS = """hello there how are you today
+what is three plus four the answer is seven
+please spell the word cat c a t
+count with me one two three four five six seven eight nine ten
+is the sky blue yes the sky is blue
+is red a number no red is a colour
+repeat after me good morning good morning
+thank you goodbye see you soon
+""".splitlines()
+
+
+@pytest.fixture(scope="session")
+def tokenizer_model(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tokenizer")
+    corpus = folder / "corpus.txt"
+    corpus.write_text("\n".join(_CORPUS * 20))
+    sentencepiece.SentencePieceTrainer.train(
+        input=str(corpus), model_prefix=str(folder / "tokenizer"), vocab_size=60, model_type="unigram",
+        pad_id=3, unk_id=1, bos_id=-1, eos_id=-1, minloglevel=2)
+    return folder / "tokenizer.model"
+
+
+@pytest.fixture(scope="session")
+def small_checkpoint(tmp_path_factory, tokenizer_model) -> Path:
+    """A random-weight test-small model written in Kyutai's layout."""
+    model = load_model("test-small", random_weights=True, seed=1234)
+    lm_config, mimi_config = builtin_config("test-small")
+    return write_kyutai_folder(tmp_path_factory.mktemp("test-small"), model.lm, model.mimi, lm_config,
+                               mimi_config, tokenizer_model)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """`antiphon serve` in a subprocess on 127.0.0.1, as a user starts it."""
+
+    def __init__(self, model: Path, *args: str, log: Path) -> None:
+        self.port = free_port()
+        self.base = f"ws://127.0.0.1:{self.port}"
+        self.http = f"http://127.0.0.1:{self.port}"
+        self.log_path = log
+        self.log = open(log, "w")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "antiphon.server", "serve", "--model", str(model),
+             "--port", str(self.port), *args],
+            stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited:\n{self.log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{self.http}/healthz", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"server not ready:\n{self.log_path.read_text()}")
+
+    def get(self, path: str) -> bytes:
+        with urllib.request.urlopen(f"{self.http}{path}", timeout=5) as response:
+            return response.read()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def server(small_checkpoint, tmp_path_factory):
+    """A real server with 3 slots on the small random checkpoint."""
+    process = ServerProcess(small_checkpoint, "--slots", "3", "--idle-seconds", "3",
+                            log=tmp_path_factory.mktemp("server") / "server.log")
+    yield process
+    process.stop()
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))

@@ -1,0 +1,44 @@
+"""moshi's own one-session streaming loop, as its server runs it: the reference Antiphon must match."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from moshi.models.lm import LMGen
+
+from antiphon.models.loader import LoadedModel
+
+FRAME_SIZE = 1920
+
+
+@dataclass
+class Trace:
+    text: list[int]
+    audio: list[np.ndarray]
+    pcm: list[np.ndarray]
+
+
+def frames_of(pcm: np.ndarray) -> list[np.ndarray]:
+    usable = len(pcm) // FRAME_SIZE * FRAME_SIZE
+    return list(pcm[:usable].reshape(-1, FRAME_SIZE))
+
+
+@torch.no_grad()
+def reference_run(model: LoadedModel, frames: list[np.ndarray]) -> Trace:
+    """Greedy single-session decoding with moshi's LMGen and MimiModel."""
+    lm_gen = LMGen(model.lm, use_sampling=False)
+    trace = Trace([], [], [])
+    with model.mimi.streaming(1), lm_gen.streaming(1):
+        for index, frame in enumerate(frames):
+            codes = model.mimi.encode(torch.from_numpy(frame)[None, None])
+            if index == 0:
+                model.mimi.reset_streaming()  # as moshi's server does after the first frame
+            tokens = lm_gen.step(codes)
+            if tokens is None:
+                continue
+            trace.text.append(int(tokens[0, 0, 0]))
+            trace.audio.append(tokens[0, 1:, 0].numpy().copy())
+            trace.pcm.append(model.mimi.decode(tokens[:, 1:])[0, 0].numpy().copy())
+    return trace
