@@ -75,9 +75,7 @@ class Conversation:
             pass
         finally:
             self.started.set()
-            closed = self.ws.close_rcvd
-            if closed is not None:
-                self.reply.close_code, self.reply.close_reason = closed.code, closed.reason
+            self.reply.close_code, self.reply.close_reason = self.ws.close_code, self.ws.close_reason or ""
             self.reply.pcm = np.concatenate(self._pcm_parts) if self._pcm_parts else self.reply.pcm
         return self.reply
 
@@ -148,7 +146,7 @@ async def _settle(conversation: Conversation, pcm: np.ndarray, seconds: float) -
         count = len(conversation.reply.audio_times)
         if count != last_count:
             last_count, last_change = count, time.monotonic()
-        if conversation.reply.close_code is not None or conversation.ws.close_rcvd is not None:
+        if conversation.ws.close_code is not None:
             return
         if count >= sent_frames - 1:
             return

@@ -155,12 +155,19 @@ def _load_tokenizer(path: Path, text_card: int) -> TextPieces:
 
 def _random_model(name: str, device: torch.device, dtype: torch.dtype, seed: int) -> LoadedModel:
     lm_config, mimi_config = builtin_config(name)
+    mimi, lm = build_random(lm_config, mimi_config, device, dtype, seed)
+    _announce(name, random_weights=True)
+    return LoadedModel(name, mimi, lm, TokenIdText(), untrained=True)
+
+
+def build_random(lm_config: dict[str, Any], mimi_config: dict[str, Any], device: torch.device | str = "cpu",
+                 dtype: torch.dtype = torch.float32, seed: int = 0) -> tuple[MimiModel, LMModel]:
+    """A Mimi and an LM of the given configurations with random weights (calibrated Mimi codebooks)."""
     torch.manual_seed(seed)
     mimi = loaders.get_mimi(None, mimi_config, device=device, num_codebooks=_num_codebooks(lm_config))
     lm = loaders.get_moshi_lm(None, lm_kwargs=lm_kwargs_of(lm_config), device=device, dtype=dtype)
     _randomize(mimi, seed)
-    _announce(name, random_weights=True)
-    return LoadedModel(name, mimi, lm, TokenIdText(), untrained=True)
+    return mimi, lm
 
 
 def _randomize(mimi: MimiModel, seed: int) -> None:

@@ -27,6 +27,12 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--max-message-kib", type=int, default=64, help="largest client message")
     serve.add_argument("--idle-seconds", type=float, default=10.0,
                        help="close a session that sends no audio for this long")
+    serve.add_argument("--send-queue-frames", type=int, default=50,
+                       help="reply frames that may wait for a client that is not reading before it is "
+                            "disconnected")
+    serve.add_argument("--ping-seconds", type=float, default=10.0,
+                       help="WebSocket keep-alive: ping every this many seconds, drop a client that has "
+                            "not answered within as long (catches vanished and non-reading clients)")
     serve.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -41,11 +41,13 @@ class CloseCode(IntEnum):
 
 
 class ProtocolError(Exception):
-    """A client broke the protocol; `code` is the WebSocket close code to answer with."""
+    """Why a session ends: `code` is the WebSocket close code to answer with, `kind` the label it is
+    counted under in the metrics (the close code's name unless a finer one is given)."""
 
-    def __init__(self, message: str, code: CloseCode) -> None:
+    def __init__(self, message: str, code: CloseCode, kind: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.kind = kind or code.name.lower()
 
 
 def handshake() -> bytes:

@@ -37,10 +37,12 @@ def serve(args: argparse.Namespace) -> None:
     logger.info("warming up %d slots on %s", args.slots, device)
     engine.warmup()
     metrics = Metrics(args.slots)
-    limits = SessionLimits(max_message_bytes=args.max_message_kib * 1024, idle_seconds=args.idle_seconds)
+    limits = SessionLimits(max_message_bytes=args.max_message_kib * 1024, idle_seconds=args.idle_seconds,
+                           outbox_frames=args.send_queue_frames)
     app = create_app(Scheduler(engine, metrics), metrics, model.name, model.untrained, limits)
     logger.info("serving %s on ws://%s:%d/api/chat", model.name, args.host, args.port)
     uvicorn.run(app, host=args.host, port=args.port, ws_max_size=_TRANSPORT_MAX_BYTES,
+                ws_ping_interval=args.ping_seconds, ws_ping_timeout=args.ping_seconds,
                 log_level=args.log_level.lower())
 
 

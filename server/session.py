@@ -83,7 +83,7 @@ class Session:
             self.scheduler.release(slot, link)
             self.metrics.sessions_active.dec()
         if end.code != CloseCode.NORMAL:
-            self.metrics.errors.labels(end.code.name.lower()).inc()
+            self.metrics.errors.labels(end.kind).inc()
         self.log.info("ended: %s (%d)", end, end.code)
         await self._close(end)
 
@@ -130,7 +130,7 @@ class Session:
                 message = await asyncio.wait_for(self.ws.receive(), max(timeout, 0.0))
             except asyncio.TimeoutError:
                 raise ProtocolError(f"no audio for {self.limits.idle_seconds:g} s, closing an idle session",
-                                    CloseCode.POLICY) from None
+                                    CloseCode.POLICY, kind="idle") from None
             if message["type"] == "websocket.disconnect":
                 return
             data = message.get("bytes")
@@ -182,10 +182,11 @@ class Session:
             self._outbox.put_nowait(output)
         except asyncio.QueueFull:
             self._end(ProtocolError(f"client is not reading: {self.limits.outbox_frames} frames of reply "
-                                    "are waiting", CloseCode.POLICY))
+                                    "are waiting", CloseCode.POLICY, kind="not_reading"))
 
     def _fail_threadsafe(self, message: str) -> None:
-        self._loop.call_soon_threadsafe(self._end, ProtocolError(message, CloseCode.GOING_AWAY))
+        self._loop.call_soon_threadsafe(self._end, ProtocolError(message, CloseCode.GOING_AWAY,
+                                                                           kind="engine_failed"))
 
     def _end(self, reason: ProtocolError) -> None:
         if not self._ended.done():

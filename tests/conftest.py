@@ -14,7 +14,7 @@ import torch
 
 from antiphon.models.checkpoint import write_kyutai_folder
 from antiphon.models.configs import builtin_config
-from antiphon.models.loader import load_model
+from antiphon.models.loader import build_random
 
 _CORPUS = """hello there how are you today
 what is three plus four the answer is seven
@@ -41,10 +41,11 @@ def tokenizer_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def small_checkpoint(tmp_path_factory, tokenizer_model) -> Path:
     """A random-weight test-small model written in Kyutai's layout."""
-    model = load_model("test-small", random_weights=True, seed=1234)
     lm_config, mimi_config = builtin_config("test-small")
-    return write_kyutai_folder(tmp_path_factory.mktemp("test-small"), model.lm, model.mimi, lm_config,
-                               mimi_config, tokenizer_model)
+    lm_config["text_card"] = sentencepiece.SentencePieceProcessor(model_file=str(tokenizer_model)).vocab_size()
+    mimi, lm = build_random(lm_config, mimi_config, seed=1234)
+    return write_kyutai_folder(tmp_path_factory.mktemp("test-small"), lm, mimi, lm_config, mimi_config,
+                               tokenizer_model)
 
 
 def free_port() -> int:
