@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs Antiphon into ./.venv.   ./install.sh          the server
+#                                   ./install.sh --test   the server, the test tools and espeak-ng
+#
+# moshi goes in with --no-deps: every moshi release caps torch below the release this project runs on
+# (moshi 0.2.13: torch<2.10), while its modules run unchanged on torch 2.13. Its runtime needs are
+# listed in pyproject.toml instead.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+extras=""
+if [[ "${1:-}" == "--test" ]]; then
+  extras="[test]"
+  if ! command -v espeak-ng >/dev/null; then
+    if [[ $(id -u) -eq 0 ]]; then
+      apt-get update -q && apt-get install -y -q espeak-ng
+    else
+      sudo apt-get update -q && sudo apt-get install -y -q espeak-ng
+    fi
+  fi
+fi
+
+python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q torch==2.13.0
+.venv/bin/python -m pip install -q --no-deps moshi==0.2.13
+.venv/bin/python -m pip install -q -e ".${extras}"
+echo "installed: $(.venv/bin/antiphon --help | head -n 1)"
