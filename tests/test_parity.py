@@ -8,7 +8,7 @@ import pytest
 from antiphon.models.loader import load_model
 from antiphon.server.engine import Engine
 from antiphon.server.params import SamplingParams
-from reference import Trace, frames_of, reference_run
+from antiphon.models.reference import Trace, frames_of, reference_run
 from speech import espeak
 
 GREEDY = SamplingParams(text_temperature=0.0, audio_temperature=0.0)

@@ -1,4 +1,5 @@
-"""moshi's own one-session streaming loop, as its server runs it: the reference Antiphon must match."""
+"""moshi's own one-session streaming loop, as its server runs it: the reference that batched serving
+must match token for token under greedy decoding."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import torch
 from moshi.models.lm import LMGen
 
-from antiphon.models.loader import LoadedModel
+from .loader import LoadedModel
 
 FRAME_SIZE = 1920
 
@@ -29,16 +30,17 @@ def frames_of(pcm: np.ndarray) -> list[np.ndarray]:
 def reference_run(model: LoadedModel, frames: list[np.ndarray]) -> Trace:
     """Greedy single-session decoding with moshi's LMGen and MimiModel."""
     lm_gen = LMGen(model.lm, use_sampling=False)
+    device = next(model.lm.parameters()).device
     trace = Trace([], [], [])
     with model.mimi.streaming(1), lm_gen.streaming(1):
         for index, frame in enumerate(frames):
-            codes = model.mimi.encode(torch.from_numpy(frame)[None, None])
+            codes = model.mimi.encode(torch.from_numpy(frame)[None, None].to(device))
             if index == 0:
                 model.mimi.reset_streaming()  # as moshi's server does after the first frame
             tokens = lm_gen.step(codes)
             if tokens is None:
                 continue
             trace.text.append(int(tokens[0, 0, 0]))
-            trace.audio.append(tokens[0, 1:, 0].numpy().copy())
-            trace.pcm.append(model.mimi.decode(tokens[:, 1:])[0, 0].numpy().copy())
+            trace.audio.append(tokens[0, 1:, 0].cpu().numpy())
+            trace.pcm.append(model.mimi.decode(tokens[:, 1:])[0, 0].float().cpu().numpy())
     return trace

@@ -1,0 +1,147 @@
+"""Parity on a GPU: each batched slot's greedy tokens against moshi's one-session reference, with CUDA
+graphs on, while sessions join, leave, reuse slots and stall. Run on a CUDA machine:
+
+    python benchmarks/gpu_parity.py --dtype float32 --dtype bfloat16
+
+Prints, per session, how many text and audio tokens equal the reference's and where they first differ,
+and writes the table to benchmarks/results/gpu_parity.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from antiphon.models.loader import load_model
+from antiphon.models.reference import Trace, reference_run
+from antiphon.server.engine import Engine
+from antiphon.server.params import SamplingParams
+
+GREEDY = SamplingParams(text_temperature=0.0, audio_temperature=0.0)
+RESULTS = Path(__file__).parent / "results"
+
+
+def voice_like(seconds: float, seed: int) -> list[np.ndarray]:
+    """Gliding harmonic tones under noise with a syllable-rate envelope, cut into 80 ms frames."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * 24000)) / 24000
+    f0 = 100 + 150 * rng.random()
+    phase = 2 * math.pi * np.cumsum(f0 * (1 + 0.3 * np.sin(2 * math.pi * 0.6 * t))) / 24000
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 6))
+    envelope = 0.5 + 0.5 * np.sin(2 * math.pi * (2 + 4 * rng.random()) * t)
+    pcm = (0.1 * envelope * (voiced + 0.3 * rng.standard_normal(len(t)))).astype(np.float32)
+    return list(pcm[: len(pcm) // 1920 * 1920].reshape(-1, 1920))
+
+
+def run_batched(engine: Engine, sessions: dict[str, list[np.ndarray]], joins: dict[str, tuple[int, int]],
+                stalls: dict[str, set[int]]) -> dict[str, Trace]:
+    traces = {name: Trace([], [], []) for name in sessions}
+    sent = dict.fromkeys(sessions, 0)
+    holder: list[str | None] = [None] * engine.slots
+    joined: set[str] = set()
+    ticks = max(tick + len(sessions[name]) + len(stalls.get(name, ())) for name, (tick, _) in joins.items())
+    for tick in range(ticks + 2):
+        for name, (at, slot) in joins.items():
+            if at == tick:
+                holder[slot] = name
+        pcm = np.zeros((engine.slots, engine.frame_size), dtype=np.float32)
+        stepping = np.zeros(engine.slots, dtype=bool)
+        joining = {}
+        for slot, name in enumerate(holder):
+            if name is None or sent[name] >= len(sessions[name]) or tick in stalls.get(name, ()):
+                continue
+            pcm[slot], stepping[slot] = sessions[name][sent[name]], True
+            sent[name] += 1
+            if name not in joined:
+                joining[slot] = GREEDY
+                joined.add(name)
+        result = engine.step(pcm, stepping, joining)
+        for slot, name in enumerate(holder):
+            if name is not None and result.produced[slot]:
+                traces[name].text.append(int(result.text[slot]))
+                traces[name].audio.append(result.audio[slot])
+    return traces
+
+
+@torch.no_grad()
+def run_moshi_batched(model, sessions: list[list[np.ndarray]]) -> list[Trace]:
+    """Control: moshi's own LMGen and Mimi at batch len(sessions), everyone from the first frame, no
+    slots, masks or resets. Differences from the one-session reference here come from the batch size
+    alone (the GPU's kernels round differently for different batch sizes)."""
+    from moshi.models.lm import LMGen
+    device = next(model.lm.parameters()).device
+    lm_gen = LMGen(model.lm, use_sampling=False)
+    traces = [Trace([], [], []) for _ in sessions]
+    with model.mimi.streaming(len(sessions)), lm_gen.streaming(len(sessions)):
+        for index in range(min(len(frames) for frames in sessions)):
+            batch = torch.from_numpy(np.stack([frames[index] for frames in sessions])[:, None]).to(device)
+            codes = model.mimi.encode(batch)
+            if index == 0:
+                model.mimi.reset_streaming()
+            tokens = lm_gen.step(codes)
+            if tokens is None:
+                continue
+            model.mimi.decode(tokens[:, 1:])
+            for trace, row in zip(traces, tokens[:, :, 0].cpu().numpy()):
+                trace.text.append(int(row[0]))
+                trace.audio.append(row[1:])
+    return traces
+
+
+def compare(got: Trace, want: Trace) -> dict:
+    steps = min(len(got.text), len(want.text))
+    text_equal = [got.text[i] == want.text[i] for i in range(steps)]
+    audio_equal = [bool(np.array_equal(got.audio[i], want.audio[i])) for i in range(steps)]
+    first = next((i for i in range(steps) if not (text_equal[i] and audio_equal[i])), None)
+    return {"steps": steps, "lengths_match": len(got.text) == len(want.text),
+            "text_equal": sum(text_equal), "audio_frames_equal": sum(audio_equal), "first_difference": first}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default="test-small")
+    parser.add_argument("--dtype", action="append", default=None)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    args = parser.parse_args()
+    device = torch.device("cuda")
+    sessions = {name: voice_like(args.seconds, seed) for seed, name in enumerate("abcde")}
+    n = len(sessions["a"])
+    joins = {"a": (0, 0), "b": (3, 1), "c": (5, 2), "d": (9, 3), "e": (5 + n + 8, 2)}
+    stalls = {"b": set(range(10, 16)), "c": {8, 9, 12}, "d": {30}}
+    lines = [f"GPU: {torch.cuda.get_device_name(device)}, torch {torch.__version__}, model {args.model} "
+             f"(random weights, seed 0), {args.seconds:g} s per session, 4 slots, CUDA graphs on.", "",
+             "| dtype | session | steps | text tokens equal | audio frames equal (8 codebooks) | "
+             "first difference |", "|---|---|---|---|---|---|"]
+    for dtype_name in args.dtype or ["float32", "bfloat16"]:
+        dtype = getattr(torch, dtype_name)
+        engine = Engine(load_model(args.model, device=device, dtype=dtype, random_weights=True), slots=4)
+        engine.warmup()
+        traces = run_batched(engine, sessions, joins, stalls)
+        reference_model = load_model(args.model, device=device, dtype=dtype, random_weights=True)
+        for name, frames in sessions.items():
+            row = compare(traces[name], reference_run(reference_model, frames))
+            first = "none" if row["first_difference"] is None else f"step {row['first_difference']}"
+            lines.append(f"| {dtype_name} | {name} | {row['steps']} | {row['text_equal']}/{row['steps']} | "
+                         f"{row['audio_frames_equal']}/{row['steps']} | {first} |")
+        control = run_moshi_batched(load_model(args.model, device=device, dtype=dtype, random_weights=True),
+                                    [sessions[name] for name in "abcd"])
+        for name, trace in zip("abcd", control):
+            row = compare(trace, reference_run(reference_model, sessions[name]))
+            first = "none" if row["first_difference"] is None else f"step {row['first_difference']}"
+            lines.append(f"| {dtype_name} | {name}, moshi alone at batch 4 (control) | {row['steps']} | "
+                         f"{row['text_equal']}/{row['steps']} | {row['audio_frames_equal']}/{row['steps']} | "
+                         f"{first} |")
+    text = "\n".join(lines)
+    print(text)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+    (RESULTS / "gpu_parity.md").write_text(f"# Greedy parity on GPU\n\nCommand: `{command}`\n\n{text}\n")
+
+
+if __name__ == "__main__":
+    main()
