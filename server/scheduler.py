@@ -41,8 +41,6 @@ class SlotOutput:
     step: int  # the session's step that produced it: 0 is its first 80 ms of input
     pcm: np.ndarray
     text: str | None
-    text_token: int
-    audio_tokens: np.ndarray
 
 
 @dataclass
@@ -156,9 +154,7 @@ class Scheduler:
             assert link is not None
             step, link.steps = link.steps, link.steps + 1
             if result.produced[slot]:
-                token = int(result.text[slot])
-                link.deliver(SlotOutput(step, result.pcm[slot], engine.text_piece(token), token,
-                                        result.audio[slot]))
+                link.deliver(SlotOutput(step, result.pcm[slot], engine.text_piece(int(result.text[slot]))))
         return True
 
     def _fail_all(self, message: str) -> None:
