@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 from importlib.metadata import version
+from importlib.resources import files
 
 from fastapi import FastAPI, Response, WebSocket
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from .metrics import Metrics
 from .params import SamplingParams
@@ -57,4 +59,6 @@ def create_app(scheduler: Scheduler, metrics: Metrics, model_name: str, untraine
     def prometheus() -> Response:
         return Response(metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    # The browser client, last so that it never shadows the routes above.
+    app.mount("/", StaticFiles(directory=str(files("antiphon.client") / "web"), html=True), name="client")
     return app
