@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs Antiphon into ./.venv.   ./install.sh          the server
-#                                   ./install.sh --test   the server, the test tools and espeak-ng
+# Installs Antiphon into ./.venv.   ./install.sh          the server and clients
+#                                   ./install.sh --test   also the test tools, and from Debian: espeak-ng
+#                                                         (test speech), chromium (browser tests),
+#                                                         libportaudio2 (the mic demo's audio library)
 #
 # moshi goes in with --no-deps: every moshi release caps torch below the release this project runs on
 # (moshi 0.2.13: torch<2.10), while its modules run unchanged on torch 2.13. Its runtime needs are
@@ -11,12 +13,13 @@ cd "$(dirname "$0")"
 extras=""
 if [[ "${1:-}" == "--test" ]]; then
   extras="[test]"
-  if ! command -v espeak-ng >/dev/null; then
-    if [[ $(id -u) -eq 0 ]]; then
-      apt-get update -q && apt-get install -y -q espeak-ng
-    else
-      sudo apt-get update -q && sudo apt-get install -y -q espeak-ng
-    fi
+  missing=()
+  command -v espeak-ng >/dev/null || missing+=(espeak-ng)
+  command -v chromium >/dev/null || missing+=(chromium)
+  ldconfig -p | grep -q libportaudio.so.2 || missing+=(libportaudio2)
+  if (( ${#missing[@]} )); then
+    sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
+    $sudo apt-get update -q && $sudo apt-get install -y -q "${missing[@]}"
   fi
 fi
 

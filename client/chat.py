@@ -10,6 +10,7 @@ import json
 import struct
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 from urllib.parse import urlencode
 
 import numpy as np
@@ -42,6 +43,12 @@ class Reply:
     send_times: list[float] = field(default_factory=list)
     audio_times: list[float] = field(default_factory=list)
 
+    def latencies(self) -> list[float]:
+        """Seconds from sending input frame j + 1 to receiving reply frame j (the model answers frame
+        j + 1's step with its frame j): the round trip through the network, the queue and one step."""
+        received, sent = self.audio_times, self.send_times
+        return [received[j] - sent[j + 1] for j in range(min(len(received), len(sent) - 1))]
+
     @property
     def monologue(self) -> str:
         return "".join(self.text) + "".join(piece for _, piece in self.timed_text)
@@ -56,10 +63,16 @@ def chat_url(base: str, **query: object) -> str:
 
 
 class Conversation:
-    """One open session. Use `talk()` for the common case of streaming one clip."""
+    """One open session. Use `talk()` for the common case of streaming one clip.
 
-    def __init__(self, websocket) -> None:
+    `on_audio` receives each decoded piece of the agent's audio (float32, 24 kHz), `on_text` each
+    monologue piece, as they arrive."""
+
+    def __init__(self, websocket, on_audio: Callable[[np.ndarray], None] | None = None,
+                 on_text: Callable[[str], None] | None = None) -> None:
         self.ws = websocket
+        self.on_audio = on_audio
+        self.on_text = on_text
         self.reply = Reply()
         self._reader = sphn.OpusStreamReader(SAMPLE_RATE)
         self._writer = sphn.OpusStreamWriter(SAMPLE_RATE)
@@ -95,13 +108,22 @@ class Conversation:
             pcm = self._reader.append_bytes(payload)
             if pcm.size:
                 self._pcm_parts.append(pcm)
+                if self.on_audio:
+                    self.on_audio(pcm)
         elif kind == TEXT:
-            self.reply.text.append(payload.decode("utf-8"))
+            self._text(payload.decode("utf-8"))
         elif kind == TIMED_TEXT:
             (frame,) = struct.unpack("<I", payload[:4])
             self.reply.timed_text.append((frame, payload[4:].decode("utf-8")))
+            if self.on_text:
+                self.on_text(self.reply.timed_text[-1][1])
         elif kind == ERROR:
             self.reply.errors.append(payload.decode("utf-8"))
+
+    def _text(self, piece: str) -> None:
+        self.reply.text.append(piece)
+        if self.on_text:
+            self.on_text(piece)
 
     async def send_pcm(self, pcm: np.ndarray) -> None:
         """Encode `pcm` (float32, 24 kHz mono) and send whatever Ogg pages are ready."""

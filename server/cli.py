@@ -34,7 +34,18 @@ def main(argv: list[str] | None = None) -> None:
                        help="WebSocket keep-alive: ping every this many seconds, drop a client that has "
                             "not answered within as long (catches vanished and non-reading clients)")
     serve.add_argument("--log-level", default="info")
+    talk = commands.add_parser("talk", help="stream a sound file to a server, save the reply")
+    demo = commands.add_parser("demo", help="talk to a server with this machine's microphone and speakers")
+    from ..client import demo as demo_module, files as files_module
+    files_module.add_arguments(talk)
+    demo_module.add_arguments(demo)
     args = parser.parse_args(argv)
+    if args.command == "talk":
+        files_module.run(args)
+        return
+    if args.command == "demo":
+        demo_module.run(args)
+        return
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
         from .serve import ServeError, serve as run_serve
