@@ -179,7 +179,6 @@ class Session {
       const info = JSON.parse(new TextDecoder().decode(payload));
       $("session-info").textContent = `session ${info.session_id} · model ${info.model}` +
         (info.untrained ? " (untrained: random weights)" : "");
-      if (info.queue_position !== undefined) setStatus(`waiting for a free slot: position ${info.queue_position}`);
     } else if (kind === 0x05) {
       showError(new TextDecoder().decode(payload));
     }
