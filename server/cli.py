@@ -36,15 +36,21 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--log-level", default="info")
     talk = commands.add_parser("talk", help="stream a sound file to a server, save the reply")
     demo = commands.add_parser("demo", help="talk to a server with this machine's microphone and speakers")
+    data = commands.add_parser("data", help="generate the synthetic conversation dataset")
     from ..client import demo as demo_module, files as files_module
+    from ..models.data import cli as data_module
     files_module.add_arguments(talk)
     demo_module.add_arguments(demo)
+    data_module.add_arguments(data)
     args = parser.parse_args(argv)
     if args.command == "talk":
         files_module.run(args)
         return
     if args.command == "demo":
         demo_module.run(args)
+        return
+    if args.command == "data":
+        data_module.run(args)
         return
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":

@@ -1,0 +1,182 @@
+"""Synthetic full-duplex conversations: a user track and an agent track (24 kHz mono each), with every
+word and phoneme of both sides time-aligned.
+
+The agent has one voice; users have many (espeak-ng accents x voice variants, at varied rate, pitch and
+range), and their track is augmented (noise, a synthetic room, level). The held-out split uses user
+voices and task instances that training never sees. Everything follows from the seed.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import sphn
+
+from .espeak import Speaker, Utterance
+from .tasks import TASK_WEIGHTS, TASKS, Exchange
+
+SAMPLE_RATE = 24000
+AGENT_VOICE = dict(voice="en-us+f3", rate=165, pitch=55, pitch_range=50)
+ACCENTS = ["en", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-029", "en-gb-x-gbcwmd"]
+VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f4", "f5", "Alex", "Andy", "Annie",
+            "antonio", "aunty", "belinda", "benjamin", "boris", "caleb", "david", "Denis", "ed", "edward",
+            "Gene", "gustave", "Henrique", "Hugo", "Jacky", "john", "Lee", "linda", "Marco", "Mario", "max",
+            "Michael", "Andrea", "Diogo", "iven", "kaukovalta", "grandma", "grandpa", "norbert", "paul"]
+# Held out: every voice of one accent, and a few variants in every accent.
+HELD_OUT_ACCENTS = {"en-gb-x-gbcwmd"}
+HELD_OUT_VARIANTS = {"m6", "f5", "Annie", "Michael", "iven", "grandpa"}
+REPLY_GAP = (0.2, 0.8)          # seconds from the user's last word to the agent's first
+TURN_GAP = (0.4, 1.2)           # seconds from the agent's last word to the user's next turn
+YIELD_DELAY = (0.25, 0.7)       # how soon the agent falls silent once interrupted (≤ 1 s in all)
+
+
+@dataclass
+class TimedWord:
+    text: str
+    start: float
+    end: float
+
+
+@dataclass
+class Conversation:
+    id: str
+    split: str
+    user_voice: str
+    tasks: list[str]
+    turns: list[dict]            # per exchange: user, agent (as spoken), answer, times
+    agent_words: list[TimedWord] = field(default_factory=list)
+    user_words: list[TimedWord] = field(default_factory=list)
+    agent_phonemes: list[tuple[str, float]] = field(default_factory=list)
+    user_phonemes: list[tuple[str, float]] = field(default_factory=list)
+    augment: dict = field(default_factory=dict)
+    duration: float = 0.0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def voices(split: str) -> list[str]:
+    held_out = split == "heldout"
+    return [f"{accent}+{variant}" for accent in ACCENTS for variant in VARIANTS
+            if (accent in HELD_OUT_ACCENTS or variant in HELD_OUT_VARIANTS) == held_out]
+
+
+class Generator:
+    def __init__(self, speaker: Speaker | None = None) -> None:
+        self.speaker = speaker or Speaker()
+
+    def utterance(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int) -> Utterance:
+        spoken = self.speaker.say(text, voice, rate, pitch, pitch_range)
+        pcm = sphn.resample(spoken.pcm, spoken.sample_rate, SAMPLE_RATE).astype(np.float32)
+        return Utterance(pcm, SAMPLE_RATE, spoken.words, spoken.phonemes)
+
+    def conversation(self, index: int, split: str, seed: int) -> tuple[Conversation, np.ndarray, np.ndarray]:
+        rng = random.Random(f"{seed}:{split}:{index}")
+        held_out = split == "heldout"
+        user_voice = dict(voice=rng.choice(voices(split)), rate=rng.randint(125, 210),
+                          pitch=rng.randint(25, 85), pitch_range=rng.randint(20, 90))
+        names = rng.choices(list(TASK_WEIGHTS), weights=list(TASK_WEIGHTS.values()), k=rng.randint(1, 3))
+        conversation = Conversation(f"{split}-{seed}-{index:06d}", split, user_voice["voice"], names, [])
+        user_parts: list[tuple[float, np.ndarray]] = []
+        agent_parts: list[tuple[float, np.ndarray]] = []
+        clock = rng.uniform(0.3, 1.0)
+        for name in names:
+            exchange = TASKS[name](rng, held_out)
+            clock = self._exchange(rng, exchange, user_voice, clock, conversation, user_parts, agent_parts)
+            clock += rng.uniform(*TURN_GAP)
+        total = int((clock + 0.3) * SAMPLE_RATE)
+        user = _mix(user_parts, total)
+        agent = _mix(agent_parts, total)
+        user, conversation.augment = augment_user(user, rng)
+        conversation.duration = total / SAMPLE_RATE
+        return conversation, user, agent
+
+    def _exchange(self, rng: random.Random, exchange: Exchange, user_voice: dict, clock: float,
+                  conversation: Conversation, user_parts: list, agent_parts: list) -> float:
+        asked = self.utterance(exchange.user, **user_voice)
+        _place(asked, clock, user_parts, conversation.user_words, conversation.user_phonemes)
+        user_end = clock + asked.words[-1].end if asked.words else clock + asked.duration
+        reply_start = user_end + rng.uniform(*REPLY_GAP)
+        reply = self.utterance(exchange.agent, **AGENT_VOICE)
+        turn = {"task": exchange.task, "user": exchange.user, "answer": _plain(exchange.answer),
+                "user_start": clock, "user_end": user_end, "agent_start": reply_start}
+        if exchange.interrupt:
+            # The user talks over the agent after a few words; the agent stops at a word boundary
+            # within YIELD_DELAY of the interruption's start.
+            spoken = reply.words
+            cut_after = rng.randint(2, max(2, len(spoken) - 3))
+            interrupt_at = reply_start + spoken[cut_after].start + rng.uniform(0.0, 0.2)
+            stop_by = interrupt_at + rng.uniform(*YIELD_DELAY)
+            kept = [w for w in spoken if reply_start + w.end <= stop_by] or spoken[:1]
+            reply = _truncate(reply, kept[-1].end)
+            interruption = self.utterance(exchange.interrupt, **user_voice)
+            _place(interruption, interrupt_at, user_parts, conversation.user_words, conversation.user_phonemes)
+            turn.update(interrupt=exchange.interrupt, interrupt_start=interrupt_at,
+                        agent_stop=reply_start + kept[-1].end)
+            user_end = interrupt_at + interruption.duration
+        _place(reply, reply_start, agent_parts, conversation.agent_words, conversation.agent_phonemes)
+        turn["agent"] = " ".join(w.text for w in reply.words)
+        turn["agent_end"] = reply_start + (reply.words[-1].end if reply.words else reply.duration)
+        conversation.turns.append(turn)
+        return max(user_end, turn["agent_end"])
+
+
+def _plain(text: str) -> str:
+    """Words as the alignment spells them: no punctuation."""
+    return " ".join(word.strip(",.?!") for word in text.split())
+
+
+def _place(utterance: Utterance, start: float, parts: list, words: list, phonemes: list) -> None:
+    parts.append((start, utterance.pcm))
+    words.extend(TimedWord(w.text, round(start + w.start, 4), round(start + w.end, 4)) for w in utterance.words)
+    phonemes.extend((name, round(start + at, 4)) for name, at in utterance.phonemes)
+
+
+def _truncate(utterance: Utterance, end: float) -> Utterance:
+    samples = int(end * SAMPLE_RATE)
+    fade = min(240, samples)
+    pcm = utterance.pcm[:samples].copy()
+    pcm[samples - fade:] *= np.linspace(1, 0, fade, dtype=np.float32)
+    return Utterance(pcm, SAMPLE_RATE, [w for w in utterance.words if w.end <= end + 1e-6],
+                     [p for p in utterance.phonemes if p[1] < end])
+
+
+def _mix(parts: list[tuple[float, np.ndarray]], total: int) -> np.ndarray:
+    track = np.zeros(total, dtype=np.float32)
+    for start, pcm in parts:
+        offset = int(start * SAMPLE_RATE)
+        end = min(total, offset + len(pcm))
+        track[offset:end] += pcm[:end - offset]
+    return track
+
+
+def augment_user(pcm: np.ndarray, rng: random.Random) -> tuple[np.ndarray, dict]:
+    """Room (a synthetic exponentially decaying impulse response), noise and level, each drawn at random."""
+    settings: dict = {}
+    np_rng = np.random.default_rng(rng.getrandbits(32))
+    if rng.random() < 0.5:
+        rt60 = rng.uniform(0.15, 0.6)
+        length = int(rt60 * SAMPLE_RATE)
+        decay = np.exp(-6.9 * np.arange(length) / length)
+        response = np_rng.standard_normal(length).astype(np.float32) * decay.astype(np.float32)
+        response[0] = 1.0
+        response /= np.sqrt((response ** 2).sum())
+        size = len(pcm) + length
+        wet = np.fft.irfft(np.fft.rfft(pcm, size) * np.fft.rfft(response, size), size)[:len(pcm)]
+        pcm = (0.6 * pcm + 0.4 * wet.astype(np.float32) * (np.abs(pcm).max() / (np.abs(wet).max() + 1e-9)))
+        settings["room_rt60"] = round(rt60, 3)
+    if rng.random() < 0.7:
+        snr = rng.uniform(10, 40)
+        noise = np_rng.standard_normal(len(pcm)).astype(np.float32)
+        if rng.random() < 0.5:  # pink-ish: integrate white noise a little
+            noise = np.convolve(noise, np.ones(8, dtype=np.float32) / 8, mode="same")
+        speech_power = float((pcm ** 2).mean()) + 1e-9
+        noise *= np.sqrt(speech_power / (10 ** (snr / 10)) / (float((noise ** 2).mean()) + 1e-12))
+        pcm = pcm + noise
+        settings["snr_db"] = round(snr, 1)
+    gain_db = rng.uniform(-12, 3)
+    pcm = pcm * 10 ** (gain_db / 20)
+    settings["gain_db"] = round(gain_db, 1)
+    return np.clip(pcm, -1, 1).astype(np.float32), settings

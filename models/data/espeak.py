@@ -1,0 +1,150 @@
+"""espeak-ng through its C library: speech plus the time of every word and phoneme.
+
+The command-line tool gives no timing; the library's synthesis callback reports word and phoneme events
+with their audio position, which is what the agent's text alignment and the codec's phoneme targets
+need. One process may hold one espeak-ng engine: use a `Speaker` per process.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+from dataclasses import dataclass
+from xml.sax.saxutils import escape
+
+import numpy as np
+
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_INITIALIZE_PHONEME_EVENTS = 0x0001
+_POS_CHARACTER = 1
+_CHARS_UTF8 = 1
+_SSML = 0x10
+_EVENT_MARK, _EVENT_PHONEME = 3, 7
+_RATE, _VOLUME, _PITCH, _RANGE = 1, 2, 3, 4
+
+
+class _EventId(ctypes.Union):
+    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
+
+
+class _Event(ctypes.Structure):
+    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
+                ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
+                ("user_data", ctypes.c_void_p), ("id", _EventId)]
+
+
+_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    start: float  # seconds
+    end: float
+
+
+@dataclass
+class Utterance:
+    pcm: np.ndarray            # float32 at `sample_rate`
+    sample_rate: int
+    words: list[Word]
+    phonemes: list[tuple[str, float]]  # (espeak phoneme mnemonic, start in seconds)
+
+    @property
+    def duration(self) -> float:
+        return len(self.pcm) / self.sample_rate
+
+
+class EspeakUnavailable(RuntimeError):
+    pass
+
+
+class Speaker:
+    """Synthesises with any espeak-ng voice ('en-us', 'en+f3', 'mb-us1' …) at a rate (words a minute)
+    and pitch (0-99)."""
+
+    def __init__(self) -> None:
+        name = ctypes.util.find_library("espeak-ng") or "libespeak-ng.so.1"
+        try:
+            self._lib = ctypes.CDLL(name)
+        except OSError as exc:
+            raise EspeakUnavailable(f"espeak-ng's library is missing ({exc}); install Debian's espeak-ng") from None
+        lib = self._lib
+        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
+                                     ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
+        self.sample_rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, None, _INITIALIZE_PHONEME_EVENTS)
+        if self.sample_rate <= 0:
+            raise EspeakUnavailable("espeak-ng failed to initialise")
+        self._chunks: list[np.ndarray] = []
+        self._events: list[tuple[int, int, int, int, str]] = []
+        self._callback = _CALLBACK(self._on_audio)  # kept alive: the library holds the pointer
+        lib.espeak_SetSynthCallback(self._callback)
+
+    def _on_audio(self, wav, count, events) -> int:
+        if count > 0:
+            self._chunks.append(np.ctypeslib.as_array(wav, shape=(count,)).copy())
+        index = 0
+        while events[index].type != 0:
+            event = events[index]
+            if event.type == _EVENT_PHONEME:
+                label = event.id.string.decode("ascii", "replace")
+            elif event.type == _EVENT_MARK:
+                label = event.id.name.decode("ascii")
+            else:
+                label = ""
+            self._events.append((event.type, event.audio_position, label))
+            index += 1
+        return 0
+
+    def say(self, text: str, voice: str = "en-us", rate: int = 160, pitch: int = 50, pitch_range: int = 50) -> Utterance:
+        lib = self._lib
+        if lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise ValueError(f"espeak-ng has no voice {voice!r}")
+        lib.espeak_SetParameter(_RATE, rate, 0)
+        lib.espeak_SetParameter(_PITCH, pitch, 0)
+        lib.espeak_SetParameter(_RANGE, pitch_range, 0)
+        self._chunks, self._events = [], []
+        tokens = text.split()
+        # A mark before every word: espeak-ng's own word events skip some short words ("the").
+        ssml = "<speak>" + " ".join(f'<mark name="{i}"/>{escape(token)}' for i, token in enumerate(tokens)) + "</speak>"
+        encoded = ssml.encode("utf-8") + b"\0"
+        lib.espeak_Synth(encoded, len(encoded), 0, _POS_CHARACTER, 0, _CHARS_UTF8 | _SSML, None, None)
+        lib.espeak_Synchronize()
+        pcm = (np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)).astype(np.float32) / 32768
+        return Utterance(pcm, self.sample_rate, self._words(tokens, pcm), self._phonemes())
+
+    def _words(self, tokens: list[str], pcm: np.ndarray) -> list[Word]:
+        """Marks give each word's start; a word ends where its sound does (before the pause that may
+        follow it), at the latest where the next word starts."""
+        marks = {int(label): audio_ms / 1000 for kind, audio_ms, label in self._events if kind == _EVENT_MARK}
+        starts = [(token.strip(",.?!"), marks[i]) for i, token in enumerate(tokens) if i in marks]
+        starts = _share_merged_starts(starts)
+        rate = self.sample_rate
+        loud = np.abs(pcm) > 0.02 * (np.abs(pcm).max() if len(pcm) else 1.0)
+        words = []
+        for index, (word, start) in enumerate(starts):
+            limit = starts[index + 1][1] if index + 1 < len(starts) else len(pcm) / rate
+            sounding = np.flatnonzero(loud[int(start * rate):int(limit * rate)])
+            end = start + (sounding[-1] + 1) / rate if len(sounding) else limit
+            words.append(Word(word, start, max(start, end)))
+        return words
+
+    def _phonemes(self) -> list[tuple[str, float]]:
+        return [(name, audio_ms / 1000) for kind, audio_ms, name in self._events if kind == _EVENT_PHONEME]
+
+
+def _share_merged_starts(starts: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """espeak-ng voices a short unstressed word with its neighbour ("on the"), and marks it where the
+    next word starts. Give such a word its share, by letters, of the interval it was voiced in."""
+    fixed = list(starts)
+    for index in range(1, len(fixed) - 1):
+        word, start = fixed[index]
+        following = fixed[index + 1][1]
+        if following - start < 0.01:
+            previous_word, previous_start = fixed[index - 1]
+            share = len(previous_word) / (len(previous_word) + len(word))
+            fixed[index] = (word, round(previous_start + (start - previous_start) * share, 4))
+    return fixed
