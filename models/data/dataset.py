@@ -108,7 +108,7 @@ def card(root: Path, seed: int, counts: dict[str, int]) -> str:
              "split uses user voices (one whole accent and six variants) and task instances (a fixed fifth "
              "of each task's instance space) that training never sees. Every choice follows from the seed; "
              "espeak-ng's synthesis jitters by a few samples between calls, so a regenerated dataset "
-             "matches to within milliseconds, not bit for bit.", "",
+             "matches to within tens of milliseconds, not bit for bit.", "",
              "| split | conversations | hours | user voices | " + " | ".join(_TASK_COLUMNS) + " |",
              "|---|---|---|---|" + "---|" * len(_TASK_COLUMNS)]
     for split in counts:
