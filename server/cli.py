@@ -37,11 +37,16 @@ def main(argv: list[str] | None = None) -> None:
     talk = commands.add_parser("talk", help="stream a sound file to a server, save the reply")
     demo = commands.add_parser("demo", help="talk to a server with this machine's microphone and speakers")
     data = commands.add_parser("data", help="generate the synthetic conversation dataset")
+    train = commands.add_parser("train", help="train the small default model")
+    trainers = train.add_subparsers(dest="what", required=True)
+    train_codec = trainers.add_parser("codec", help="train the small Mimi codec")
     from ..client import demo as demo_module, files as files_module
     from ..models.data import cli as data_module
     files_module.add_arguments(talk)
     demo_module.add_arguments(demo)
     data_module.add_arguments(data)
+    from ..models.train import codec as codec_training
+    codec_training.add_arguments(train_codec)
     args = parser.parse_args(argv)
     if args.command == "talk":
         files_module.run(args)
@@ -51,6 +56,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.command == "data":
         data_module.run(args)
+        return
+    if args.command == "train":
+        codec_training.run(args)
         return
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
