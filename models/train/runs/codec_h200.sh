@@ -22,6 +22,6 @@ fi
 resume=()
 [[ -f .runs/codec/train-state.pt ]] && resume=(--resume .runs/codec/train-state.pt)
 antiphon train codec --data .runs/data --out .runs/codec --minutes "$minutes" --batch 64 "${resume[@]}" \
-  2>&1 | tr '\r' '\n' | grep -v '^codec: *[0-9]*%.*it/s\]$' | tail -n 20
+  2>&1 | tr '\r' '\n' | tail -n 20
 cp .runs/codec/mimi.safetensors .runs/codec/mimi_config.json .runs/codec/log.jsonl .runs/data/card.md "$OUT/"
 tail -n 3 .runs/codec/log.jsonl
