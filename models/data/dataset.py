@@ -63,13 +63,13 @@ def generate(root: Path, counts: dict[str, int], seed: int = 0, shard_size: int 
     for split, total in counts.items():
         for shard, first in enumerate(range(0, total, shard_size)):
             jobs.append(ShardJob(str(root), split, shard, first, min(shard_size, total - first), seed))
+    _worker_init()  # fails here, once, when espeak-ng is missing (a pool would respawn failing workers)
     if workers > 1:
         with multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init) as pool:
             for result in pool.imap_unordered(write_shard, jobs):
                 if progress:
                     progress(result)
     else:
-        _worker_init()
         for job in jobs:
             result = write_shard(job)
             if progress:

@@ -2,14 +2,16 @@
 # Trains the small codec on one lent H200 (the device tool), in one or more calls of at most 10 minutes:
 #   bash models/train/runs/codec_h200.sh MINUTES        (carry: .carry)
 # .carry/debs holds Debian's espeak-ng packages (apt-get download espeak-ng libespeak-ng1 espeak-ng-data
-# libpcaudio0 libsonic0), .carry/wheels the Python packages the device lacks (moshi, sphn, websockets).
+# libpcaudio0 libsonic0), .carry/lib the shared libraries libespeak-ng and libpcaudio load that the
+# device image lacks (ALSA, PulseAudio, sndfile and codecs, X11 client: copied from this machine after
+# `ldd`), .carry/wheels the Python packages the device lacks (moshi, sphn, websockets).
 # The dataset and the training state stay in .runs/ on the device between calls while it is warm; a call
 # that finds a training state resumes it. What comes back: the exported codec, the loss log, the card.
 set -euo pipefail
 minutes=${1:-7}
 mkdir -p /tmp/espeak /tmp/pkg/antiphon
 for deb in .carry/debs/*.deb; do dpkg -x "$deb" /tmp/espeak; done
-export LD_LIBRARY_PATH=/tmp/espeak/usr/lib/x86_64-linux-gnu
+espeak_libs=/tmp/espeak/usr/lib/x86_64-linux-gnu:$PWD/.carry/lib
 export ESPEAK_DATA_PATH=/tmp/espeak/usr/lib/x86_64-linux-gnu/espeak-ng-data
 python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .carry/wheels/*.whl
 for room in server models client; do ln -sfn "$PWD/$room" /tmp/pkg/antiphon/$room; done
@@ -17,7 +19,7 @@ export PYTHONPATH=/tmp/site:/tmp/pkg PYTHONUNBUFFERED=1
 antiphon() { python3 -m antiphon.server "$@"; }
 
 if [[ ! -f .runs/data/card.md ]]; then
-  time antiphon data --out .runs/data --train 4000 --heldout 200 --workers 16 --shard-size 100 > /dev/null
+  time LD_LIBRARY_PATH=$espeak_libs antiphon data --out .runs/data --train 4000 --heldout 200 --workers 16 --shard-size 100 > /dev/null
 fi
 resume=()
 [[ -f .runs/codec/train-state.pt ]] && resume=(--resume .runs/codec/train-state.pt)
