@@ -87,12 +87,12 @@ class Record:
 def read_split(root: Path, split: str) -> Iterator[Record]:
     for npz in sorted((root / split).glob("shard-*.npz")):
         arrays = np.load(npz)
-        offsets = arrays["offsets"]
+        offsets, user, agent = arrays["offsets"], arrays["user"], arrays["agent"]  # each access re-reads
         lines = npz.with_suffix(".jsonl").read_text().splitlines()
         for index, line in enumerate(lines):
             start, end = offsets[index], offsets[index + 1]
-            yield Record(json.loads(line), arrays["user"][start:end].astype(np.float32) / 32767,
-                         arrays["agent"][start:end].astype(np.float32) / 32767)
+            yield Record(json.loads(line), user[start:end].astype(np.float32) / 32767,
+                         agent[start:end].astype(np.float32) / 32767)
 
 
 def card(root: Path, seed: int, counts: dict[str, int]) -> str:

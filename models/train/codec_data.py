@@ -52,10 +52,11 @@ def load_tracks(root: Path, split: str, inventory: dict[str, int]) -> list[Track
     for npz in sorted((root / split).glob("shard-*.npz")):
         arrays = np.load(npz)
         offsets = arrays["offsets"]
+        sides = {side: arrays[side] for side in ("user", "agent")}  # each access re-reads the file
         for index, line in enumerate(npz.with_suffix(".jsonl").read_text().splitlines()):
             meta = json.loads(line)
-            for side in ("user", "agent"):
-                pcm = arrays[side][offsets[index]:offsets[index + 1]]
+            for side, track in sides.items():
+                pcm = track[offsets[index]:offsets[index + 1]]
                 frames = len(pcm) // FRAME
                 tracks.append(Track(pcm[:frames * FRAME], phoneme_labels(meta, side, frames, inventory)))
     return tracks
