@@ -25,5 +25,7 @@ resume=()
 [[ -f .runs/codec/train-state.pt ]] && resume=(--resume .runs/codec/train-state.pt)
 antiphon train codec --data .runs/data --out .runs/codec --minutes "$minutes" --batch 64 "${resume[@]}" \
   2>&1 | tr '\r' '\n' | tail -n 20
-cp .runs/codec/mimi.safetensors .runs/codec/mimi_config.json .runs/codec/log.jsonl .runs/data/card.md "$OUT/"
+cp .runs/codec/mimi_config.json .runs/codec/log.jsonl .runs/data/card.md "$OUT/"
+# Files come back at most 16 MB each: the codec travels in two halves (join: models/train/join_halves.py).
+python3 -m antiphon.models.train.join_halves split .runs/codec/mimi.safetensors "$OUT/mimi"
 tail -n 3 .runs/codec/log.jsonl
