@@ -10,16 +10,12 @@ from fastapi import FastAPI, Response, WebSocket
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from .metrics import Metrics
-from .params import SamplingParams
-from .scheduler import Scheduler
-from .session import Session, SessionLimits
+from .session import ServerContext, Session
 
 
-def create_app(scheduler: Scheduler, metrics: Metrics, model_name: str, untrained: bool,
-               limits: SessionLimits = SessionLimits(),
-               defaults: SamplingParams = SamplingParams()) -> FastAPI:
-    """An app serving `scheduler`'s engine; the scheduler's thread runs while the app does."""
+def create_app(context: ServerContext) -> FastAPI:
+    """An app serving the context's engine; the scheduler's thread runs while the app does."""
+    scheduler, metrics = context.scheduler, context.metrics
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -33,12 +29,14 @@ def create_app(scheduler: Scheduler, metrics: Metrics, model_name: str, untraine
 
     @app.websocket("/api/chat")
     async def chat(websocket: WebSocket) -> None:
-        await Session(websocket, scheduler, metrics, model_name, untrained, limits, defaults).run()
+        await Session(websocket, context).run()
 
     @app.get("/healthz")
     def healthz() -> Response:
-        if scheduler.healthy:
+        if scheduler.healthy and not context.lifecycle.draining:
             return JSONResponse({"status": "ok"})
+        if context.lifecycle.draining:
+            return JSONResponse({"status": "draining"}, status_code=503)
         return JSONResponse({"status": "failed", "reason": scheduler.failure or "engine stopped"},
                             status_code=503)
 
@@ -46,8 +44,8 @@ def create_app(scheduler: Scheduler, metrics: Metrics, model_name: str, untraine
     def info() -> dict:
         used = scheduler.used_slots()
         return {
-            "model": model_name,
-            "untrained": untrained,
+            "model": context.model_name,
+            "untrained": context.untrained,
             "version": version("antiphon"),
             "slots": {"total": scheduler.slots, "used": used, "free": scheduler.slots - used},
             "device": str(scheduler.engine.device),

@@ -33,6 +33,18 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--ping-seconds", type=float, default=10.0,
                        help="WebSocket keep-alive: ping every this many seconds, drop a client that has "
                             "not answered within as long (catches vanished and non-reading clients)")
+    serve.add_argument("--max-messages-per-second", type=int, default=100,
+                       help="close a session whose client sends more messages a second than this")
+    serve.add_argument("--auth-token", help="require this bearer token ('Authorization: Bearer TOKEN' or "
+                                            "?auth_id=TOKEN); default: $ANTIPHON_AUTH_TOKEN, else none")
+    serve.add_argument("--allowed-origin", action="append", default=[],
+                       help="a browser Origin allowed to open sessions (repeatable; default: any)")
+    serve.add_argument("--max-sessions-per-client", type=int, default=0,
+                       help="sessions one client address may hold at once (0: no limit)")
+    serve.add_argument("--ssl-certfile", help="serve https/wss with this certificate (PEM)")
+    serve.add_argument("--ssl-keyfile", help="the certificate's private key (PEM)")
+    serve.add_argument("--grace-seconds", type=float, default=30.0,
+                       help="on SIGTERM, how long live sessions may go on before the server exits")
     serve.add_argument("--log-level", default="info")
     talk = commands.add_parser("talk", help="stream a sound file to a server, save the reply")
     demo = commands.add_parser("demo", help="talk to a server with this machine's microphone and speakers")

@@ -118,10 +118,10 @@ def parse_sampling(query: Mapping[str, str], defaults: SamplingParams) -> Sampli
             value = kind(raw)
         except ValueError:
             raise ProtocolError(f"query parameter {name}={raw!r} is not a {kind.__name__}",
-                                CloseCode.POLICY) from None
+                                CloseCode.POLICY, kind="bad_parameters") from None
         if not lowest <= value <= highest or value != value:
             raise ProtocolError(f"query parameter {name}={raw!r} is outside [{lowest}, {highest}]",
-                                CloseCode.POLICY)
+                                CloseCode.POLICY, kind="bad_parameters")
         values[name] = value
     return SamplingParams(**values)
 

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import os
 
 import torch
 import uvicorn
 
 from ..models.loader import ModelLoadError, load_model
+from .access import AccessPolicy
 from .app import create_app
 from .engine import Engine
+from .lifecycle import Lifecycle
 from .metrics import Metrics
 from .scheduler import Scheduler
-from .session import SessionLimits
+from .session import ServerContext, SessionLimits
 
 logger = logging.getLogger(__name__)
 # uvicorn's own ceiling; the session's smaller, configurable limit answers with a readable error.
@@ -28,6 +32,8 @@ def serve(args: argparse.Namespace) -> None:
     device = _device(args.device)
     if args.slots < 1:
         raise ServeError(f"--slots must be at least 1 (got {args.slots})")
+    if (args.ssl_certfile is None) != (args.ssl_keyfile is None):
+        raise ServeError("--ssl-certfile and --ssl-keyfile go together")
     dtype = None if args.dtype == "auto" else getattr(torch, args.dtype)
     try:
         model = load_model(args.model, device=device, dtype=dtype, random_weights=args.random_weights)
@@ -38,12 +44,44 @@ def serve(args: argparse.Namespace) -> None:
     engine.warmup()
     metrics = Metrics(args.slots)
     limits = SessionLimits(max_message_bytes=args.max_message_kib * 1024, idle_seconds=args.idle_seconds,
-                           outbox_frames=args.send_queue_frames)
-    app = create_app(Scheduler(engine, metrics), metrics, model.name, model.untrained, limits)
-    logger.info("serving %s on ws://%s:%d/api/chat", model.name, args.host, args.port)
-    uvicorn.run(app, host=args.host, port=args.port, ws_max_size=_TRANSPORT_MAX_BYTES,
-                ws_ping_interval=args.ping_seconds, ws_ping_timeout=args.ping_seconds,
-                log_level=args.log_level.lower())
+                           outbox_frames=args.send_queue_frames,
+                           max_messages_per_second=args.max_messages_per_second)
+    access = AccessPolicy(auth_token=args.auth_token or os.environ.get("ANTIPHON_AUTH_TOKEN") or None,
+                          allowed_origins=frozenset(args.allowed_origin),
+                          max_sessions_per_client=args.max_sessions_per_client)
+    context = ServerContext(Scheduler(engine, metrics), metrics, model.name, model.untrained, limits,
+                            access=access, lifecycle=Lifecycle())
+    config = uvicorn.Config(create_app(context), host=args.host, port=args.port,
+                            ws_max_size=_TRANSPORT_MAX_BYTES, ws_ping_interval=args.ping_seconds,
+                            ws_ping_timeout=args.ping_seconds, ssl_certfile=args.ssl_certfile,
+                            ssl_keyfile=args.ssl_keyfile, log_level=args.log_level.lower())
+    scheme = "wss" if args.ssl_certfile else "ws"
+    logger.info("serving %s on %s://%s:%d/api/chat", model.name, scheme, args.host, args.port)
+    DrainingServer(config, context.lifecycle, args.grace_seconds).run()
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn, except that the first SIGTERM or SIGINT drains live sessions before the shutdown and
+    the process then exits 0, as an orchestrator expects of a clean stop (uvicorn itself re-raises the
+    signal after shutting down). A second signal shuts down at once."""
+
+    def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle, grace_seconds: float) -> None:
+        super().__init__(config)
+        self.lifecycle = lifecycle
+        self.grace_seconds = grace_seconds
+        self._drain: asyncio.Task | None = None
+
+    def handle_exit(self, sig, frame) -> None:
+        if self._drain is not None or not self.started:
+            super().handle_exit(sig, frame)
+            return
+        loop = asyncio.get_event_loop()
+
+        async def drain_then_exit() -> None:
+            await self.lifecycle.drain(self.grace_seconds)
+            self.should_exit = True
+
+        self._drain = loop.create_task(drain_then_exit())
 
 
 def _device(name: str) -> torch.device:

@@ -11,13 +11,15 @@ import logging
 import queue
 import secrets
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import sphn
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from . import protocol
+from .access import AccessPolicy
+from .lifecycle import Lifecycle
 from .metrics import Metrics
 from .params import SamplingParams
 from .protocol import CloseCode, Kind, ProtocolError
@@ -32,6 +34,21 @@ class SessionLimits:
     idle_seconds: float = 10.0          # no audio for this long ends the session
     outbox_frames: int = 50             # four seconds of replies waiting for a client that is not reading
     close_seconds: float = 2.0          # how long a close handshake may take before the socket is dropped
+    max_messages_per_second: int = 100  # clients send one audio message per 20-80 ms
+
+
+@dataclass
+class ServerContext:
+    """What every session of one server shares."""
+
+    scheduler: Scheduler
+    metrics: Metrics
+    model_name: str
+    untrained: bool
+    limits: SessionLimits = field(default_factory=SessionLimits)
+    defaults: SamplingParams = field(default_factory=SamplingParams)
+    access: AccessPolicy = field(default_factory=AccessPolicy)
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
 
 
 class SessionLog(logging.LoggerAdapter):
@@ -40,31 +57,40 @@ class SessionLog(logging.LoggerAdapter):
 
 
 class Session:
-    def __init__(self, websocket: WebSocket, scheduler: Scheduler, metrics: Metrics, model_name: str,
-                 untrained: bool, limits: SessionLimits, defaults: SamplingParams) -> None:
+    def __init__(self, websocket: WebSocket, context: ServerContext) -> None:
         self.ws = websocket
-        self.scheduler = scheduler
-        self.metrics = metrics
-        self.model_name = model_name
-        self.untrained = untrained
-        self.limits = limits
-        self.defaults = defaults
+        self.context = context
+        self.scheduler = context.scheduler
+        self.metrics = context.metrics
+        self.limits = context.limits
         self.id = secrets.token_hex(6)
         self.log = SessionLog(logger, {"session": self.id})
-        self.frame_size = scheduler.engine.frame_size
-        self.sample_rate = scheduler.engine.sample_rate
+        self.frame_size = self.scheduler.engine.frame_size
+        self.sample_rate = self.scheduler.engine.sample_rate
         self._loop = asyncio.get_running_loop()
-        self._outbox: asyncio.Queue[SlotOutput] = asyncio.Queue(maxsize=limits.outbox_frames)
+        self._outbox: asyncio.Queue[SlotOutput] = asyncio.Queue(maxsize=self.limits.outbox_frames)
         self._ended: asyncio.Future[ProtocolError] = self._loop.create_future()
 
     async def run(self) -> None:
         await self.ws.accept()
+        client = self.ws.client.host if self.ws.client else "unknown"
         try:
+            if self.context.lifecycle.draining:
+                raise ProtocolError("the server is shutting down, try again later", CloseCode.TRY_AGAIN_LATER,
+                                    kind="shutting_down")
             params = self._sampling_params()
+            self.context.access.admit(self.ws.headers, self.ws.query_params, client)
         except ProtocolError as refusal:
-            self.metrics.refused.labels("bad_parameters").inc()
+            self.metrics.refused.labels(refusal.kind).inc()
+            self.log.info("refused %s: %s", client, refusal)
             await self._close(refusal)
             return
+        try:
+            await self._run_admitted(params)
+        finally:
+            self.context.access.leave(client)
+
+    async def _run_admitted(self, params: SamplingParams) -> None:
         link = SlotLink(params, deliver=self._deliver_threadsafe, fail=self._fail_threadsafe)
         slot = self.scheduler.acquire(link)
         if slot is None:
@@ -76,28 +102,37 @@ class Session:
             return
         self.metrics.sessions.inc()
         self.metrics.sessions_active.inc()
+        self.context.lifecycle.add(self)
         self.log.info("started in slot %d with %s", slot, params)
         try:
             end = await self._serve(link, params)
         finally:
             self.scheduler.release(slot, link)
             self.metrics.sessions_active.dec()
+            self.context.lifecycle.discard(self)
         if end.code != CloseCode.NORMAL:
             self.metrics.errors.labels(end.kind).inc()
         self.log.info("ended: %s (%d)", end, end.code)
         await self._close(end)
 
+    def warn_shutdown(self, seconds: float) -> None:
+        message = protocol.error(f"the server is shutting down: this session ends within {seconds:g} s")
+        asyncio.ensure_future(self.ws.send_bytes(message))
+
+    def end_for_shutdown(self) -> None:
+        self._end(ProtocolError("the server shut down", CloseCode.GOING_AWAY, kind="shutdown"))
+
     def _sampling_params(self) -> SamplingParams:
         query = self.ws.query_params
         self.timed_text = protocol.wants_timed_text(query)
-        return protocol.parse_sampling(query, self.defaults)
+        return protocol.parse_sampling(query, self.context.defaults)
 
     async def _serve(self, link: SlotLink, params: SamplingParams) -> ProtocolError:
         await self.ws.send_bytes(protocol.handshake())
         await self.ws.send_bytes(protocol.metadata({
             "session_id": self.id,
-            "model": self.model_name,
-            "untrained": self.untrained,
+            "model": self.context.model_name,
+            "untrained": self.context.untrained,
             "sampling": asdict(params),
             "sample_rate": self.sample_rate,
             "frame_size": self.frame_size,
@@ -124,6 +159,7 @@ class Session:
         reader = sphn.OpusStreamReader(self.sample_rate)
         pending = np.zeros(0, dtype=np.float32)
         last_audio = time.monotonic()
+        window_start, window_count = last_audio, 0
         while True:
             timeout = last_audio + self.limits.idle_seconds - time.monotonic()
             try:
@@ -138,6 +174,13 @@ class Session:
                 raise ProtocolError("text messages are not part of the protocol: send binary messages "
                                     "whose first byte is the kind", CloseCode.UNSUPPORTED_DATA)
             kind, payload = protocol.parse_client_message(data, self.limits.max_message_bytes)
+            now = time.monotonic()
+            if now - window_start >= 1.0:
+                window_start, window_count = now, 0
+            window_count += 1
+            if window_count > self.limits.max_messages_per_second:
+                raise ProtocolError(f"more than {self.limits.max_messages_per_second} messages a second",
+                                    CloseCode.POLICY, kind="rate_limited")
             if kind is not Kind.AUDIO:
                 continue  # control actions and pings keep no state here
             try:
