@@ -12,7 +12,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from antiphon.client.chat import Conversation, chat_url, talk
+from antiphon.client.chat import Conversation, chat_url
 from conftest import ServerProcess
 from speech import seconds_of_speech
 
