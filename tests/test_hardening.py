@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import time
 import urllib.error
 import urllib.request
 
@@ -22,7 +23,7 @@ TOKEN = "s3cret-token"
 @pytest.fixture(scope="module")
 def guarded(small_checkpoint, tmp_path_factory):
     process = ServerProcess(small_checkpoint, "--slots", "3", "--auth-token", TOKEN,
-                            "--allowed-origin", "http://good.example", "--max-sessions-per-client", "1",
+                            "--allowed-origin", "http://good.example", "--max-sessions-per-client", "2",
                             log=tmp_path_factory.mktemp("guarded") / "server.log")
     yield process
     process.stop()
@@ -50,13 +51,24 @@ async def first_reply(url: str, headers: dict | None = None, send: list[bytes] =
         return errors, ws.close_code, handshake
 
 
+def settle(server: ServerProcess) -> None:
+    """Wait until the server has let go of every session (a closed client's session ends a moment later)."""
+    for _ in range(100):
+        if json.loads(server.get("/api/info"))["slots"]["used"] == 0:
+            break
+        time.sleep(0.05)
+    time.sleep(0.2)
+
+
 def test_bearer_token(guarded):
     errors, code, handshake = asyncio.run(first_reply(chat_url(guarded.base)))
     assert not handshake and code == 1008 and "unauthorized" in errors[0]
     errors, code, handshake = asyncio.run(first_reply(chat_url(guarded.base, auth_id="wrong")))
     assert not handshake and code == 1008
     assert asyncio.run(first_reply(chat_url(guarded.base, auth_id=TOKEN)))[2]
+    settle(guarded)
     assert asyncio.run(first_reply(chat_url(guarded.base), {"Authorization": f"Bearer {TOKEN}"}))[2]
+    settle(guarded)
 
 
 def test_origin_allow_list(guarded):
@@ -64,18 +76,21 @@ def test_origin_allow_list(guarded):
     errors, code, handshake = asyncio.run(first_reply(url, {"Origin": "http://evil.example"}))
     assert not handshake and code == 1008 and "origin http://evil.example is not allowed" in errors[0]
     assert asyncio.run(first_reply(url, {"Origin": "http://good.example"}))[2]
+    settle(guarded)
 
 
 def test_sessions_per_client_and_message_rate(guarded):
     url = chat_url(guarded.base, auth_id=TOKEN)
 
-    async def two_at_once():
-        async with connect(url) as first:
-            await first.recv()  # handshake: the first session is live
+    async def three_at_once():
+        async with connect(url) as first, connect(url) as second:
+            await first.recv()  # handshakes: two sessions are live
+            await second.recv()
             return await first_reply(url)
 
-    errors, code, handshake = asyncio.run(two_at_once())
-    assert not handshake and code == 1013 and "too many sessions from 127.0.0.1" in errors[0]
+    errors, code, handshake = asyncio.run(three_at_once())
+    settle(guarded)
+    assert not handshake and code == 1013 and "too many sessions from 127.0.0.1: at most 2" in errors[0]
 
     async def flood():
         errors = []
