@@ -3,6 +3,9 @@
 #                                   ./install.sh --test   also the test tools, and from Debian: espeak-ng
 #                                                         (test speech), chromium (browser tests),
 #                                                         libportaudio2 (the mic demo's audio library)
+#                                   ./install.sh --system-packages   the server, in a virtual environment
+#                                                         that sees the system's packages, so that a base
+#                                                         image's own torch 2.13.0 is used, not fetched
 #
 # moshi goes in with --no-deps: every moshi release caps torch below the release this project runs on
 # (moshi 0.2.13: torch<2.10), while its modules run unchanged on torch 2.13. Its runtime needs are
@@ -11,6 +14,10 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 extras=""
+venv_flags=()
+if [[ "${1:-}" == "--system-packages" ]]; then
+  venv_flags=(--system-site-packages)
+fi
 if [[ "${1:-}" == "--test" ]]; then
   extras="[test]"
   missing=()
@@ -23,7 +30,7 @@ if [[ "${1:-}" == "--test" ]]; then
   fi
 fi
 
-python3 -m venv .venv
+python3 -m venv "${venv_flags[@]}" .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q torch==2.13.0
 .venv/bin/python -m pip install -q --no-deps moshi==0.2.13
