@@ -5,6 +5,8 @@
 # this project pins (2.13.0) already holds torch, which the install then uses instead of fetching it.
 ARG BASE_IMAGE=pytorch/pytorch:2.13.0-cuda13.0-cudnn9-runtime
 FROM ${BASE_IMAGE}
+# Optional: a folder of wheels (mounted into the build) for offline or air-gapped builds.
+ARG PIP_FIND_LINKS=""
 
 RUN groupadd --gid 10001 antiphon \
     && useradd --create-home --uid 10001 --gid 10001 antiphon \
