@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shutil
 import sys
 
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -74,9 +76,21 @@ def main(argv: list[str] | None = None) -> None:
         return
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
+        _eager_without_compiler()
         from .serve import ServeError, serve as run_serve
         try:
             run_serve(args)
         except ServeError as exc:
             print(f"antiphon: error: {exc}", file=sys.stderr)
             sys.exit(2)
+
+
+def _eager_without_compiler() -> None:
+    """moshi torch.compile's a few helpers on first use, and torch.compile needs a C and C++ compiler
+    (inductor on CPU, Triton's launchers on CUDA). Where there is none, as in slim images, those helpers
+    run eagerly instead of crashing the first step. moshi reads the switch when it is imported."""
+    if os.environ.get("NO_TORCH_COMPILE") or (shutil.which("cc") and shutil.which("c++")):
+        return
+    os.environ["NO_TORCH_COMPILE"] = "1"
+    logging.getLogger(__name__).warning("no C/C++ compiler found: torch.compile is off, moshi's compiled "
+                                        "helpers run eagerly")
