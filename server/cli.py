@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import shutil
 import sys
 
@@ -88,9 +87,11 @@ def main(argv: list[str] | None = None) -> None:
 def _eager_without_compiler() -> None:
     """moshi torch.compile's a few helpers on first use, and torch.compile needs a C and C++ compiler
     (inductor on CPU, Triton's launchers on CUDA). Where there is none, as in slim images, those helpers
-    run eagerly instead of crashing the first step. moshi reads the switch when it is imported."""
-    if os.environ.get("NO_TORCH_COMPILE") or (shutil.which("cc") and shutil.which("c++")):
+    run eagerly instead of crashing the first step."""
+    if shutil.which("cc") and shutil.which("c++"):
         return
-    os.environ["NO_TORCH_COMPILE"] = "1"
+    from moshi.utils.compile import no_compile
+
+    no_compile().__enter__()  # for the life of the process: moshi checks this switch on every call
     logging.getLogger(__name__).warning("no C/C++ compiler found: torch.compile is off, moshi's compiled "
                                         "helpers run eagerly")
