@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(2)
 
 
+_EAGER = None
+
+
 def _eager_without_compiler() -> None:
     """moshi torch.compile's a few helpers on first use, and torch.compile needs a C and C++ compiler
     (inductor on CPU, Triton's launchers on CUDA). Where there is none, as in slim images, those helpers
@@ -92,6 +95,10 @@ def _eager_without_compiler() -> None:
         return
     from moshi.utils.compile import no_compile
 
-    no_compile().__enter__()  # for the life of the process: moshi checks this switch on every call
+    # Entered for the life of the process (moshi checks the switch on every call); the reference keeps
+    # the context from being collected, which would switch compiling back on.
+    global _EAGER
+    _EAGER = no_compile()
+    _EAGER.__enter__()
     logging.getLogger(__name__).warning("no C/C++ compiler found: torch.compile is off, moshi's compiled "
                                         "helpers run eagerly")
