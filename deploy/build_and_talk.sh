@@ -35,7 +35,7 @@ if [[ -n "$find_links" && -d "$find_links" ]]; then
   mounts+=(-v "$find_links:$find_links:ro")
   build_args+=(--build-arg "PIP_FIND_LINKS=$find_links")
 fi
-time buildah bud --isolation chroot --layers "${mounts[@]}" "${build_args[@]}" -t localhost/antiphon:test . \
+time buildah bud --isolation chroot --format docker --layers "${mounts[@]}" "${build_args[@]}" -t localhost/antiphon:test . \
   | grep -E "^(STEP|COMMIT|installed)" || true
 podman image exists localhost/antiphon:test
 
