@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -57,10 +58,11 @@ def free_port() -> int:
 class ServerProcess:
     """`antiphon serve` in a subprocess on 127.0.0.1, as a user starts it."""
 
-    def __init__(self, model: Path, *args: str, log: Path) -> None:
+    def __init__(self, model: Path, *args: str, log: Path, tls: ssl.SSLContext | None = None) -> None:
         self.port = free_port()
-        self.base = f"ws://127.0.0.1:{self.port}"
-        self.http = f"http://127.0.0.1:{self.port}"
+        self.tls = tls
+        self.base = f"{'wss' if tls else 'ws'}://127.0.0.1:{self.port}"
+        self.http = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.log_path = log
         self.log = open(log, "w")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -76,7 +78,7 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited:\n{self.log_path.read_text()}")
             try:
-                with urllib.request.urlopen(f"{self.http}/healthz", timeout=1) as response:
+                with urllib.request.urlopen(f"{self.http}/healthz", timeout=1, context=self.tls) as response:
                     if response.status == 200:
                         return
             except OSError:
@@ -84,7 +86,7 @@ class ServerProcess:
         raise RuntimeError(f"server not ready:\n{self.log_path.read_text()}")
 
     def get(self, path: str) -> bytes:
-        with urllib.request.urlopen(f"{self.http}{path}", timeout=5) as response:
+        with urllib.request.urlopen(f"{self.http}{path}", timeout=5, context=self.tls) as response:
             return response.read()
 
     def stop(self) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import ssl
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -145,3 +147,26 @@ def test_sigterm_drains_live_sessions_then_exits_cleanly(small_checkpoint, tmp_p
     assert 2.0 < len(reply.pcm) / 24000 < 6.0  # served through the grace period, then ended
     assert server.process.wait(15) == 0
     server.log.close()
+
+
+def test_tls(small_checkpoint, tmp_path):
+    """--ssl-certfile/--ssl-keyfile serve https and wss with the given certificate."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key),
+                    "-out", str(cert)], check=True, capture_output=True)
+    trust = ssl.create_default_context(cafile=str(cert))
+    server = ServerProcess(small_checkpoint, "--slots", "1", "--ssl-certfile", str(cert), "--ssl-keyfile",
+                           str(key), log=tmp_path / "server.log", tls=trust)
+    try:
+        assert json.loads(server.get("/healthz")) == {"status": "ok"}
+
+        async def secure_session():
+            async with connect(chat_url(server.base), ssl=trust) as ws:
+                return await ws.recv()
+
+        assert asyncio.run(secure_session()) == b"\x00\x00\x00"
+        with pytest.raises(ssl.SSLError):  # a client that does not trust the certificate is refused
+            asyncio.run(connect(chat_url(server.base), ssl=ssl.create_default_context()).__aenter__())
+    finally:
+        server.stop()
