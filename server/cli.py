@@ -55,33 +55,23 @@ def main(argv: list[str] | None = None) -> None:
     train_codec = trainers.add_parser("codec", help="train the small Mimi codec")
     from ..client import demo as demo_module, files as files_module
     from ..models.data import cli as data_module
-    files_module.add_arguments(talk)
-    demo_module.add_arguments(demo)
-    data_module.add_arguments(data)
     from ..models.train import codec as codec_training
-    codec_training.add_arguments(train_codec)
+    for command, module in ((talk, files_module), (demo, demo_module), (data, data_module),
+                            (train_codec, codec_training)):
+        module.add_arguments(command)
+        command.set_defaults(run=module.run)
     args = parser.parse_args(argv)
-    if args.command == "talk":
-        files_module.run(args)
-        return
-    if args.command == "demo":
-        demo_module.run(args)
-        return
-    if args.command == "data":
-        data_module.run(args)
-        return
-    if args.command == "train":
-        codec_training.run(args)
+    if args.command != "serve":
+        args.run(args)
         return
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.command == "serve":
-        _eager_without_compiler()
-        from .serve import ServeError, serve as run_serve
-        try:
-            run_serve(args)
-        except ServeError as exc:
-            print(f"antiphon: error: {exc}", file=sys.stderr)
-            sys.exit(2)
+    _eager_without_compiler()
+    from .serve import ServeError, serve as run_serve
+    try:
+        run_serve(args)
+    except ServeError as exc:
+        print(f"antiphon: error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 _EAGER = None
