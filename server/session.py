@@ -67,6 +67,7 @@ class Session:
         self.log = SessionLog(logger, {"session": self.id})
         self.frame_size = self.scheduler.engine.frame_size
         self.sample_rate = self.scheduler.engine.sample_rate
+        self.timed_text = protocol.wants_timed_text(websocket.query_params)
         self._loop = asyncio.get_running_loop()
         self._outbox: asyncio.Queue[SlotOutput] = asyncio.Queue(maxsize=self.limits.outbox_frames)
         self._ended: asyncio.Future[ProtocolError] = self._loop.create_future()
@@ -78,7 +79,7 @@ class Session:
             if self.context.lifecycle.draining:
                 raise ProtocolError("the server is shutting down, try again later", CloseCode.TRY_AGAIN_LATER,
                                     kind="shutting_down")
-            params = self._sampling_params()
+            params = protocol.parse_sampling(self.ws.query_params, self.context.defaults)
             self.context.access.admit(self.ws.headers, self.ws.query_params, client)
         except ProtocolError as refusal:
             self.metrics.refused.labels(refusal.kind).inc()
@@ -117,15 +118,17 @@ class Session:
 
     def warn_shutdown(self, seconds: float) -> None:
         message = protocol.error(f"the server is shutting down: this session ends within {seconds:g} s")
-        asyncio.ensure_future(self.ws.send_bytes(message))
+        asyncio.ensure_future(self._send_quietly(message))
+
+    async def _send_quietly(self, message: bytes) -> None:
+        """A notice to a client that may already be gone: losing it is fine."""
+        try:
+            await self.ws.send_bytes(message)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            pass
 
     def end_for_shutdown(self) -> None:
         self._end(ProtocolError("the server shut down", CloseCode.GOING_AWAY, kind="shutdown"))
-
-    def _sampling_params(self) -> SamplingParams:
-        query = self.ws.query_params
-        self.timed_text = protocol.wants_timed_text(query)
-        return protocol.parse_sampling(query, self.context.defaults)
 
     async def _serve(self, link: SlotLink, params: SamplingParams) -> ProtocolError:
         await self.ws.send_bytes(protocol.handshake())
