@@ -33,10 +33,10 @@ def create_app(context: ServerContext) -> FastAPI:
 
     @app.get("/healthz")
     def healthz() -> Response:
-        if scheduler.healthy and not context.lifecycle.draining:
-            return JSONResponse({"status": "ok"})
         if context.lifecycle.draining:
             return JSONResponse({"status": "draining"}, status_code=503)
+        if scheduler.healthy:
+            return JSONResponse({"status": "ok"})
         return JSONResponse({"status": "failed", "reason": scheduler.failure or "engine stopped"},
                             status_code=503)
 

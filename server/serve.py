@@ -50,7 +50,7 @@ def serve(args: argparse.Namespace) -> None:
                           allowed_origins=frozenset(args.allowed_origin),
                           max_sessions_per_client=args.max_sessions_per_client)
     context = ServerContext(Scheduler(engine, metrics), metrics, model.name, model.untrained, limits,
-                            access=access, lifecycle=Lifecycle())
+                            access=access)
     config = uvicorn.Config(create_app(context), host=args.host, port=args.port,
                             ws_max_size=_TRANSPORT_MAX_BYTES, ws_ping_interval=args.ping_seconds,
                             ws_ping_timeout=args.ping_seconds, ssl_certfile=args.ssl_certfile,

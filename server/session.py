@@ -68,38 +68,37 @@ class Session:
         self.frame_size = self.scheduler.engine.frame_size
         self.sample_rate = self.scheduler.engine.sample_rate
         self.timed_text = protocol.wants_timed_text(websocket.query_params)
+        self.client = websocket.client.host if websocket.client else "unknown"
         self._loop = asyncio.get_running_loop()
         self._outbox: asyncio.Queue[SlotOutput] = asyncio.Queue(maxsize=self.limits.outbox_frames)
         self._ended: asyncio.Future[ProtocolError] = self._loop.create_future()
 
     async def run(self) -> None:
         await self.ws.accept()
-        client = self.ws.client.host if self.ws.client else "unknown"
         try:
             if self.context.lifecycle.draining:
                 raise ProtocolError("the server is shutting down, try again later", CloseCode.TRY_AGAIN_LATER,
                                     kind="shutting_down")
             params = protocol.parse_sampling(self.ws.query_params, self.context.defaults)
-            self.context.access.admit(self.ws.headers, self.ws.query_params, client)
+            self.context.access.admit(self.ws.headers, self.ws.query_params, self.client)
         except ProtocolError as refusal:
-            self.metrics.refused.labels(refusal.kind).inc()
-            self.log.info("refused %s: %s", client, refusal)
-            await self._close(refusal)
+            await self._refuse(refusal)
             return
         try:
             await self._run_admitted(params)
         finally:
-            self.context.access.leave(client)
+            self.context.access.leave(self.client)
 
     async def _run_admitted(self, params: SamplingParams) -> None:
         link = SlotLink(params, deliver=self._deliver_threadsafe, fail=self._fail_threadsafe)
         slot = self.scheduler.acquire(link)
         if slot is None:
-            reason = self.scheduler.failure or (
-                f"server full: all {self.scheduler.slots} slots are busy, try again later")
-            self.metrics.refused.labels("full" if self.scheduler.failure is None else "engine_failed").inc()
-            self.log.info("refused: %s", reason)
-            await self._close(ProtocolError(reason, CloseCode.TRY_AGAIN_LATER))
+            if self.scheduler.failure is not None:
+                refusal = ProtocolError(self.scheduler.failure, CloseCode.TRY_AGAIN_LATER, kind="engine_failed")
+            else:
+                refusal = ProtocolError(f"server full: all {self.scheduler.slots} slots are busy, try again "
+                                        "later", CloseCode.TRY_AGAIN_LATER, kind="full")
+            await self._refuse(refusal)
             return
         self.metrics.sessions.inc()
         self.metrics.sessions_active.inc()
@@ -115,6 +114,12 @@ class Session:
             self.metrics.errors.labels(end.kind).inc()
         self.log.info("ended: %s (%d)", end, end.code)
         await self._close(end)
+
+    async def _refuse(self, refusal: ProtocolError) -> None:
+        """Turn a connection away before it holds a slot: counted by reason, logged, told why."""
+        self.metrics.refused.labels(refusal.kind).inc()
+        self.log.info("refused %s: %s", self.client, refusal)
+        await self._close(refusal)
 
     def warn_shutdown(self, seconds: float) -> None:
         message = protocol.error(f"the server is shutting down: this session ends within {seconds:g} s")
