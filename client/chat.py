@@ -110,20 +110,18 @@ class Conversation:
                 self._pcm_parts.append(pcm)
                 if self.on_audio:
                     self.on_audio(pcm)
-        elif kind == TEXT:
-            self._text(payload.decode("utf-8"))
-        elif kind == TIMED_TEXT:
-            (frame,) = struct.unpack("<I", payload[:4])
-            self.reply.timed_text.append((frame, payload[4:].decode("utf-8")))
+        elif kind in (TEXT, TIMED_TEXT):
+            if kind == TIMED_TEXT:
+                (frame,) = struct.unpack("<I", payload[:4])
+                piece = payload[4:].decode("utf-8")
+                self.reply.timed_text.append((frame, piece))
+            else:
+                piece = payload.decode("utf-8")
+                self.reply.text.append(piece)
             if self.on_text:
-                self.on_text(self.reply.timed_text[-1][1])
+                self.on_text(piece)
         elif kind == ERROR:
             self.reply.errors.append(payload.decode("utf-8"))
-
-    def _text(self, piece: str) -> None:
-        self.reply.text.append(piece)
-        if self.on_text:
-            self.on_text(piece)
 
     async def send_pcm(self, pcm: np.ndarray) -> None:
         """Encode `pcm` (float32, 24 kHz mono) and send whatever Ogg pages are ready."""
