@@ -80,19 +80,26 @@ def generate(root: Path, counts: dict[str, int], seed: int = 0, shard_size: int 
 @dataclass
 class Record:
     meta: dict
-    user: np.ndarray   # float32, 24 kHz
-    agent: np.ndarray
+    tracks: dict[str, np.ndarray]  # "user", "agent": int16 at 24 kHz, as stored
+
+    @property
+    def user(self) -> np.ndarray:
+        return self.tracks["user"].astype(np.float32) / 32767
+
+    @property
+    def agent(self) -> np.ndarray:
+        return self.tracks["agent"].astype(np.float32) / 32767
 
 
 def read_split(root: Path, split: str) -> Iterator[Record]:
     for npz in sorted((root / split).glob("shard-*.npz")):
         arrays = np.load(npz)
-        offsets, user, agent = arrays["offsets"], arrays["user"], arrays["agent"]  # each access re-reads
+        offsets = arrays["offsets"]
+        sides = {side: arrays[side] for side in ("user", "agent")}  # each access re-reads the file
         lines = npz.with_suffix(".jsonl").read_text().splitlines()
         for index, line in enumerate(lines):
             start, end = offsets[index], offsets[index + 1]
-            yield Record(json.loads(line), user[start:end].astype(np.float32) / 32767,
-                         agent[start:end].astype(np.float32) / 32767)
+            yield Record(json.loads(line), {side: track[start:end] for side, track in sides.items()})
 
 
 def card(root: Path, seed: int, counts: dict[str, int]) -> str:

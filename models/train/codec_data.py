@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.dataset import read_split
+
 SAMPLE_RATE = 24000
 FRAME = 1920
 SILENCE = "_"
@@ -49,16 +51,10 @@ def build_inventory(root: Path) -> dict[str, int]:
 
 def load_tracks(root: Path, split: str, inventory: dict[str, int]) -> list[Track]:
     tracks = []
-    for npz in sorted((root / split).glob("shard-*.npz")):
-        arrays = np.load(npz)
-        offsets = arrays["offsets"]
-        sides = {side: arrays[side] for side in ("user", "agent")}  # each access re-reads the file
-        for index, line in enumerate(npz.with_suffix(".jsonl").read_text().splitlines()):
-            meta = json.loads(line)
-            for side, track in sides.items():
-                pcm = track[offsets[index]:offsets[index + 1]]
-                frames = len(pcm) // FRAME
-                tracks.append(Track(pcm[:frames * FRAME], phoneme_labels(meta, side, frames, inventory)))
+    for record in read_split(root, split):
+        for side, pcm in record.tracks.items():
+            frames = len(pcm) // FRAME
+            tracks.append(Track(pcm[:frames * FRAME], phoneme_labels(record.meta, side, frames, inventory)))
     return tracks
 
 
