@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from moshi.models import loaders
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
@@ -35,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, required=True, help="dataset folder from `antiphon data`")
     parser.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, log, export")
     parser.add_argument("--resume", type=Path, help="a train-state.pt to continue from")
+    parser.add_argument("--init", type=Path,
+                        help="start from an exported mimi.safetensors (weights only, fresh optimizer)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--crop-frames", type=int, default=25, help="80 ms frames per training crop")
@@ -42,6 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minutes", type=float, default=8.0, help="stop after this much training time")
     parser.add_argument("--steps", type=int, default=10**9, help="stop after this many steps in all")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cooldown", type=float, default=0.0,
+                        help="fraction of --minutes at the end over which the learning rate falls linearly to 5%%")
 
 
 class CodecTrainer:
@@ -62,12 +66,18 @@ class CodecTrainer:
             self.probe.load_state_dict(state["probe"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.step = state["step"]
+        elif args.init:
+            self.mimi.load_state_dict(load_file(str(args.init)))
         self.mel = MultiScaleMel().to(self.device)
         self._semantic: list[torch.Tensor] = []
         self.mimi.quantizer.rvq_first.register_forward_hook(lambda _m, _i, out: self._semantic.append(out.x))
         tracks = load_tracks(args.data, "train", self.inventory)
         self.sampler = CropSampler(tracks, args.crop_frames, seed=args.seed + self.step)
         self.sampler.silence = self.inventory["_"]
+
+    def set_learning_rate(self, scale: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.args.lr * scale
 
     def train_step(self) -> dict[str, float]:
         self.mimi.train()
@@ -112,15 +122,25 @@ def export_codec(mimi, folder: Path) -> None:
     (folder / "mimi_config.json").write_text(json.dumps(ANTIPHON_SMALL_MIMI, indent=2))
 
 
+def cooldown_scale(seconds_left: float, cooldown_seconds: float) -> float:
+    """Full learning rate until the last `cooldown_seconds`, then linearly down to 5 %: a time-boxed
+    run still ends on a low learning rate, which is where most of the final quality comes from."""
+    if cooldown_seconds <= 0 or seconds_left >= cooldown_seconds:
+        return 1.0
+    return 0.05 + 0.95 * max(seconds_left, 0.0) / cooldown_seconds
+
+
 def run(args: argparse.Namespace) -> None:
     trainer = CodecTrainer(args)
     args.out.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + args.minutes * 60
+    budget = args.minutes * 60
+    deadline = time.monotonic() + budget
     log = open(args.out / "log.jsonl", "a")
     averages: dict[str, list[float]] = {}
     with tqdm(initial=trainer.step, total=min(args.steps, trainer.step + 10**6), unit="step",
               desc="codec", dynamic_ncols=True) as bar:
         while trainer.step < args.steps and time.monotonic() < deadline:
+            trainer.set_learning_rate(cooldown_scale(deadline - time.monotonic(), budget * args.cooldown))
             figures = trainer.train_step()
             for name, value in figures.items():
                 averages.setdefault(name, []).append(value)
@@ -128,7 +148,8 @@ def run(args: argparse.Namespace) -> None:
             if trainer.step % 50 == 0:
                 means = {name: round(float(np.mean(values)), 4) for name, values in averages.items()}
                 averages.clear()
-                log.write(json.dumps({"step": trainer.step, "time": time.time(), **means}) + "\n")
+                log.write(json.dumps({"step": trainer.step, "time": time.time(),
+                                     "lr": trainer.optimizer.param_groups[0]["lr"], **means}) + "\n")
                 log.flush()
                 bar.set_postfix(mel=means["mel"], phon=means["phoneme_accuracy"])
             if trainer.step % 2000 == 0:

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Trains the small codec on one lent H200 (the device tool), in one or more calls of at most 10 minutes:
-#   bash models/train/runs/codec_h200.sh MINUTES        (carry: .carry)
+#   bash models/train/runs/codec_h200.sh MINUTES [TRAIN-CODEC-OPTIONS...]        (carry: .carry)
+# The shipped codec took two calls: `codec_h200.sh 4` (from scratch), then, with that call's export
+# joined into .carry/codec-init/mimi.safetensors,
+# `codec_h200.sh 8 --init .carry/codec-init/mimi.safetensors --cooldown 0.3`.
 # .carry/debs holds Debian's espeak-ng packages (apt-get download espeak-ng libespeak-ng1 espeak-ng-data
 # libpcaudio0 libsonic0), .carry/lib the shared libraries libespeak-ng and libpcaudio load that the
 # device image lacks (ALSA, PulseAudio, sndfile and codecs, X11 client: copied from this machine after
@@ -9,6 +12,7 @@
 # that finds a training state resumes it. What comes back: the exported codec, the loss log, the card.
 set -euo pipefail
 minutes=${1:-7}
+shift || true
 mkdir -p /tmp/espeak /tmp/pkg/antiphon
 for deb in .carry/debs/*.deb; do dpkg -x "$deb" /tmp/espeak; done
 espeak_libs=/tmp/espeak/usr/lib/x86_64-linux-gnu:$PWD/.carry/lib
@@ -23,7 +27,7 @@ if [[ ! -f .runs/data/card.md ]]; then
 fi
 resume=()
 [[ -f .runs/codec/train-state.pt ]] && resume=(--resume .runs/codec/train-state.pt)
-antiphon train codec --data .runs/data --out .runs/codec --minutes "$minutes" --batch 64 "${resume[@]}" \
+antiphon train codec --data .runs/data --out .runs/codec --minutes "$minutes" --batch 64 "${resume[@]}" "$@" \
   2>&1 | tr '\r' '\n' | tail -n 20
 cp .runs/codec/mimi_config.json .runs/codec/log.jsonl .runs/data/card.md "$OUT/"
 # Files come back at most 16 MB each: the codec travels in two halves (join: models/train/join_halves.py).
