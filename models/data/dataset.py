@@ -112,8 +112,10 @@ def card(root: Path, seed: int, counts: dict[str, int]) -> str:
              "range, their track augmented with a synthetic room (half the conversations), noise at 10-40 dB "
              "SNR (70 %) and a level of -12 to +3 dB. Agent replies start 0.2-0.8 s after the user's last "
              "word; an interrupted agent falls silent 0.25-0.7 s after the interruption starts. The held-out "
-             "split uses user voices (one whole accent and six variants) and task instances (a fixed fifth "
-             "of each task's instance space) that training never sees. Every choice follows from the seed; "
+             "split uses user voices (one whole accent and six variants) and prompts that training never "
+             "hears: each fact (a sum, a spelling, a phrase, a count) comes with several wordings, at most one "
+             "of which is held out, and colour questions hold out whole (thing, colour) pairs whose answer "
+             "follows from the other questions about the thing. Every choice follows from the seed; "
              "espeak-ng's synthesis jitters by a few samples between calls, so a regenerated dataset "
              "matches to within tens of milliseconds, not bit for bit.", "",
              "| split | conversations | hours | user voices | " + " | ".join(_TASK_COLUMNS) + " |",

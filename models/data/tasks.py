@@ -1,7 +1,10 @@
 """The conversation tasks: simple, checkable, varied. Each draws one exchange (what the user says and
-what the agent answers) from a seeded generator, from the training or the held-out pool of instances.
+what the agent answers) from a seeded generator, from the training or the held-out pool of prompts.
 
-Held-out instances never occur in training: each task splits its instance space by a fixed rule.
+A held-out prompt is never heard in training, but what it asks is taught there: each fact (a sum, a
+spelling, a phrase, a colour, a count) comes with several wordings, and at most one wording of each fact
+is held out (a fixed fifth of all wordings). Colour questions hold out whole (thing, colour) pairs, whose
+answer follows from the thing's colour, taught by the other questions about it.
 """
 
 from __future__ import annotations
@@ -41,9 +44,13 @@ class Exchange:
     interrupt: str = ""   # for the interruption task: what the user says over the agent
 
 
+def _hash(key: str) -> int:
+    return sum(ord(c) * (i + 1) for i, c in enumerate(key))
+
+
 def _held_out(key: str) -> bool:
-    """A fixed fifth of each task's instances is held out."""
-    return sum(ord(c) * (i + 1) for i, c in enumerate(key)) % 5 == 0
+    """A fixed fifth of the keys is held out."""
+    return _hash(key) % 5 == 0
 
 
 def _pick(rng: random.Random, pool: list, held_out: bool, key: Callable = str):
@@ -51,20 +58,29 @@ def _pick(rng: random.Random, pool: list, held_out: bool, key: Callable = str):
     return rng.choice(choices)
 
 
+def _pick_worded(rng: random.Random, wordings: list[str], pool: list, held_out: bool, key: Callable = str):
+    """A (wording, fact) pair. With at most five wordings, consecutive wording indices never share a
+    residue mod 5, so each fact has at most one held-out wording and is always taught in training."""
+    choices = [(wording, item) for item in pool for index, wording in enumerate(wordings)
+               if ((_hash(key(item)) + index) % 5 == 0) == held_out]
+    return rng.choice(choices)
+
+
 def greeting(rng: random.Random, held_out: bool) -> Exchange:
-    user, agent = _pick(rng, GREETINGS, held_out, key=lambda g: g[0])
-    return Exchange("greeting", user, agent, agent)
+    suffix, (user, agent) = _pick_worded(rng, ["", " my friend", " again", " everyone"], GREETINGS, held_out,
+                                         key=lambda g: g[0])
+    return Exchange("greeting", user + suffix, agent, agent)
 
 
 def repeat(rng: random.Random, held_out: bool) -> Exchange:
-    phrase = _pick(rng, PHRASES, held_out)
-    lead = rng.choice(["repeat after me", "please repeat", "say after me", "can you repeat"])
+    lead, phrase = _pick_worded(rng, ["repeat after me", "please repeat", "say after me", "can you repeat"],
+                                PHRASES, held_out)
     return Exchange("repeat", f"{lead}, {phrase}", phrase, phrase)
 
 
 def spell(rng: random.Random, held_out: bool) -> Exchange:
-    word = _pick(rng, SPELL_WORDS, held_out)
-    lead = rng.choice(["spell the word", "how do you spell", "please spell", "can you spell"])
+    lead, word = _pick_worded(rng, ["spell the word", "how do you spell", "please spell", "can you spell"],
+                              SPELL_WORDS, held_out)
     letters = " ".join(word)
     return Exchange("spell", f"{lead} {word}", letters, letters)
 
@@ -72,30 +88,32 @@ def spell(rng: random.Random, held_out: bool) -> Exchange:
 def arithmetic(rng: random.Random, held_out: bool) -> Exchange:
     pairs = [(a, b, op) for a in range(11) for b in range(11) for op in ("plus", "minus")
              if (a + b if op == "plus" else a - b) in range(21)]
-    a, b, op = _pick(rng, pairs, held_out, key=lambda p: f"{p[0]} {p[2]} {p[1]}")
+    lead, (a, b, op) = _pick_worded(rng, ["what is", "how much is", "tell me, what is"], pairs, held_out,
+                                    key=lambda p: f"{p[0]} {p[2]} {p[1]}")
     answer = NUMBERS[a + b if op == "plus" else a - b]
-    lead = rng.choice(["what is", "how much is", "tell me, what is"])
     return Exchange("arithmetic", f"{lead} {NUMBERS[a]} {op} {NUMBERS[b]}", answer, answer)
 
 
 def counting(rng: random.Random, held_out: bool) -> Exchange:
     spans = [(start, length) for start in range(1, 12) for length in range(3, 7)]
-    start, length = _pick(rng, spans, held_out, key=lambda s: f"count {s[0]} {s[1]}")
+    lead, (start, length) = _pick_worded(rng, ["count from", "please count from", "can you count from"], spans,
+                                         held_out, key=lambda s: f"count {s[0]} {s[1]}")
     numbers = " ".join(NUMBERS[start:start + length])
-    return Exchange("counting", f"count from {NUMBERS[start]} to {NUMBERS[start + length - 1]}", numbers, numbers)
+    return Exchange("counting", f"{lead} {NUMBERS[start]} to {NUMBERS[start + length - 1]}", numbers, numbers)
 
 
 def yes_no(rng: random.Random, held_out: bool) -> Exchange:
     if rng.random() < 0.5:
-        thing, colour = _pick(rng, COLOUR_FACTS, held_out, key=lambda f: f[0])
-        asked = colour if rng.random() < 0.5 else rng.choice([c for c in COLOURS if c != colour])
+        questions = [(thing, colour, asked) for thing, colour in COLOUR_FACTS for asked in COLOURS]
+        thing, colour, asked = _pick(rng, questions, held_out, key=lambda q: f"{q[0]} {q[2]}")
         answer = "yes" if asked == colour else "no"
         agent = f"{answer}, {thing} is {colour}"
         return Exchange("yes_no_colour", f"is {thing} {asked}", agent, answer)
     pairs = [(a, b) for a in range(11) for b in range(11) if a != b]
-    a, b = _pick(rng, pairs, held_out, key=lambda p: f"bigger {p[0]} {p[1]}")
+    lead, (a, b) = _pick_worded(rng, ["is", "tell me, is", "say, is"], pairs, held_out,
+                                key=lambda p: f"bigger {p[0]} {p[1]}")
     answer = "yes" if a > b else "no"
-    return Exchange("yes_no_number", f"is {NUMBERS[a]} bigger than {NUMBERS[b]}", answer, answer)
+    return Exchange("yes_no_number", f"{lead} {NUMBERS[a]} bigger than {NUMBERS[b]}", answer, answer)
 
 
 def interruption(rng: random.Random, held_out: bool) -> Exchange:
