@@ -105,10 +105,30 @@ ANTIPHON_SMALL_MIMI: dict[str, Any] = {
     },
 }
 
+# The LM of the shipped default model: Moshi's stream layout and delays at 21 M parameters. The depth
+# transformer keeps two weight sets (semantic codebook, acoustic codebooks) instead of one per codebook,
+# and the temporal transformer is shallow, so that two sessions step in real time on two CPU cores.
+ANTIPHON_SMALL_LM: dict[str, Any] = {
+    **TEST_SMALL_LM,
+    "dim": 256,
+    "text_card": 256,
+    "num_heads": 4,
+    "num_layers": 6,
+    "hidden_scale": 4,
+    "context": 500,
+    "depformer_dim": 192,
+    "depformer_dim_feedforward": 768,
+    "depformer_num_heads": 3,
+    "depformer_num_layers": 2,
+    "depformer_weights_per_step_schedule": [0, 1, 1, 1, 1, 1, 1, 1],
+}
+
 BUILTIN_CONFIGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "moshi-7b": (MOSHI_7B_LM, MOSHI_7B_MIMI),
     "test-small": (TEST_SMALL_LM, TEST_SMALL_MIMI),
+    "antiphon-small": (ANTIPHON_SMALL_LM, ANTIPHON_SMALL_MIMI),
 }
+DEFAULT_MODEL = "antiphon-small"
 
 
 def builtin_config(name: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -29,6 +29,8 @@ HELD_OUT_ACCENTS = {"en-gb-x-gbcwmd"}
 HELD_OUT_VARIANTS = {"m6", "f5", "Annie", "Michael", "iven", "grandpa"}
 REPLY_GAP = (0.2, 0.8)          # seconds from the user's last word to the agent's first
 TURN_GAP = (0.4, 1.2)           # seconds from the agent's last word to the user's next turn
+LEAD_SILENCE = (0.3, 2.5)       # seconds before the user's first word: sessions start with a pause
+TAIL_SILENCE = (0.5, 2.0)       # seconds after the last word: the agent stays quiet once done
 YIELD_DELAY = (0.25, 0.7)       # how soon the agent falls silent once interrupted (≤ 1 s in all)
 
 
@@ -81,12 +83,12 @@ class Generator:
         conversation = Conversation(f"{split}-{seed}-{index:06d}", split, user_voice["voice"], names, [])
         user_parts: list[tuple[float, np.ndarray]] = []
         agent_parts: list[tuple[float, np.ndarray]] = []
-        clock = rng.uniform(0.3, 1.0)
+        clock = rng.uniform(*LEAD_SILENCE)
         for name in names:
             exchange = TASKS[name](rng, held_out)
             clock = self._exchange(rng, exchange, user_voice, clock, conversation, user_parts, agent_parts)
             clock += rng.uniform(*TURN_GAP)
-        total = int((clock + 0.3) * SAMPLE_RATE)
+        total = int((clock + rng.uniform(*TAIL_SILENCE)) * SAMPLE_RATE)
         user = _mix(user_parts, total)
         agent = _mix(agent_parts, total)
         user, conversation.augment = augment_user(user, rng)

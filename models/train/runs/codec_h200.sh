@@ -4,23 +4,13 @@
 # The shipped codec took two calls: `codec_h200.sh 4` (from scratch), then, with that call's export
 # joined into .carry/codec-init/mimi.safetensors,
 # `codec_h200.sh 8 --init .carry/codec-init/mimi.safetensors --cooldown 0.3`.
-# .carry/debs holds Debian's espeak-ng packages (apt-get download espeak-ng libespeak-ng1 espeak-ng-data
-# libpcaudio0 libsonic0), .carry/lib the shared libraries libespeak-ng and libpcaudio load that the
-# device image lacks (ALSA, PulseAudio, sndfile and codecs, X11 client: copied from this machine after
-# `ldd`), .carry/wheels the Python packages the device lacks (moshi, sphn, websockets).
+# Setup: device_setup.sh.
 # The dataset and the training state stay in .runs/ on the device between calls while it is warm; a call
 # that finds a training state resumes it. What comes back: the exported codec, the loss log, the card.
 set -euo pipefail
 minutes=${1:-7}
 shift || true
-mkdir -p /tmp/espeak /tmp/pkg/antiphon
-for deb in .carry/debs/*.deb; do dpkg -x "$deb" /tmp/espeak; done
-espeak_libs=/tmp/espeak/usr/lib/x86_64-linux-gnu:$PWD/.carry/lib
-export ESPEAK_DATA_PATH=/tmp/espeak/usr/lib/x86_64-linux-gnu/espeak-ng-data
-python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .carry/wheels/*.whl
-for room in server models client; do ln -sfn "$PWD/$room" /tmp/pkg/antiphon/$room; done
-export PYTHONPATH=/tmp/site:/tmp/pkg PYTHONUNBUFFERED=1
-antiphon() { python3 -m antiphon.server "$@"; }
+source models/train/runs/device_setup.sh
 
 if [[ ! -f .runs/data/card.md ]]; then
   time LD_LIBRARY_PATH=$espeak_libs antiphon data --out .runs/data --train 4000 --heldout 200 --workers 16 --shard-size 100 > /dev/null
@@ -30,6 +20,6 @@ resume=()
 antiphon train codec --data .runs/data --out .runs/codec --minutes "$minutes" --batch 64 "${resume[@]}" "$@" \
   2>&1 | tr '\r' '\n' | tail -n 20
 cp .runs/codec/mimi_config.json .runs/codec/log.jsonl .runs/data/card.md "$OUT/"
-# Files come back at most 16 MB each: the codec travels in two halves (join: models/train/join_halves.py).
-python3 -m antiphon.models.train.join_halves split .runs/codec/mimi.safetensors "$OUT/mimi"
+# Files come back at most 16 MB each: the codec travels in parts (join: models/train/transfer.py).
+python3 -m antiphon.models.train.transfer split .runs/codec/mimi.safetensors "$OUT/mimi"
 tail -n 3 .runs/codec/log.jsonl

@@ -1,0 +1,206 @@
+"""`antiphon train lm`: train the small multi-stream LM on the synthetic conversations.
+
+moshi's own LMModel (temporal transformer over the text stream and 16 audio codebooks with Moshi's delays,
+depth transformer over the agent's 8 codebooks) learns to predict the agent's monologue and speech from
+the whole conversation so far. The first call of a run trains the tokenizer and tokenizes the dataset
+with the codec (`RUN/tokens-*.npz`); later calls reuse them. Runs until `--minutes` or `--steps`,
+checkpoints to `RUN/train-state.pt` (resume with `--resume`), logs to `RUN/log.jsonl`, and exports a
+complete model folder in Kyutai's layout to `RUN/model/`.
+
+`--no-text` trains the same architecture with its text stream held at padding: the audio-only ablation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from moshi.models import loaders
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm import tqdm
+
+from ..configs import ANTIPHON_SMALL_LM
+from ..loader import lm_kwargs_of
+from .lm_data import END_OF_PADDING, PADDING, TokenSet, tokenize_split, train_tokenizer
+
+PADDING_TEXT_WEIGHT = 0.5  # padding dominates the monologue; words carry the answer
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, required=True, help="dataset folder from `antiphon data`")
+    parser.add_argument("--codec", type=Path, required=True,
+                        help="folder with the codec's mimi.safetensors and mimi_config.json")
+    parser.add_argument("--out", type=Path, required=True, help="run folder: tokens, checkpoints, log, export")
+    parser.add_argument("--resume", type=Path, help="a train-state.pt to continue from")
+    parser.add_argument("--no-text", action="store_true", help="audio-only ablation: no monologue")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--max-frames", type=int, default=ANTIPHON_SMALL_LM["context"])
+    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--warmup", type=int, default=200, help="steps of linear learning-rate warm-up")
+    parser.add_argument("--minutes", type=float, default=8.0, help="stop after this much training time")
+    parser.add_argument("--steps", type=int, default=10**9, help="stop after this many steps in all")
+    parser.add_argument("--cooldown", type=float, default=0.3,
+                        help="fraction of --minutes at the end over which the learning rate falls to 5%%")
+    parser.add_argument("--vocab", type=int, default=ANTIPHON_SMALL_LM["text_card"],
+                        help="most sentencepiece pieces (the LM's text_card)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def prepare(args: argparse.Namespace, device: torch.device) -> None:
+    """Tokenizer and token files, once per run folder."""
+    if (args.out / "tokens-heldout.npz").is_file():
+        return
+    tokenizer = train_tokenizer(args.data, args.out / "tokenizer", args.vocab)
+    config = json.loads((args.codec / "mimi_config.json").read_text())
+    mimi = loaders.get_mimi(str(args.codec / "mimi.safetensors"), config, device=device, num_codebooks=8).eval()
+    for split in ("train", "heldout"):
+        tokenize_split(mimi, tokenizer, args.data, split, args.out, device)
+
+
+class LMTrainer:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.device = torch.device(args.device)
+        torch.manual_seed(args.seed)
+        self.rng = np.random.default_rng(args.seed)
+        self.train_set = TokenSet(args.out / "tokens-train.npz")
+        self.heldout_set = TokenSet(args.out / "tokens-heldout.npz")
+        self.config = dict(ANTIPHON_SMALL_LM)
+        self.lm = loaders.get_moshi_lm(None, lm_kwargs=lm_kwargs_of(self.config), device=self.device,
+                                       dtype=torch.float32)
+        decay = [p for n, p in self.lm.named_parameters() if p.dim() >= 2 and "emb" not in n]
+        rest = [p for n, p in self.lm.named_parameters() if not (p.dim() >= 2 and "emb" not in n)]
+        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
+                                            {"params": rest, "weight_decay": 0.0}],
+                                           lr=args.lr, betas=(0.9, 0.95))
+        self.step = 0
+        if args.resume:
+            state = torch.load(args.resume, map_location="cpu", weights_only=False)
+            self.lm.load_state_dict(state["lm"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.step = state["step"]
+            self.rng = np.random.default_rng(args.seed + self.step)
+
+    def codes(self, token_set: TokenSet, indices: list[int]) -> torch.Tensor:
+        codes = token_set.batch(indices, self.args.max_frames, self.lm.zero_token_id)
+        if self.args.no_text:
+            codes[:, 0] = torch.where(codes[:, 0] == self.lm.zero_token_id, codes[:, 0], PADDING)
+        return codes.to(self.device)
+
+    def losses(self, codes: torch.Tensor) -> dict[str, torch.Tensor]:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            output = self.lm(codes)
+        text_target = codes[:, :1][output.text_mask]
+        text_logits = output.text_logits[output.text_mask].float()
+        per_token = nn.functional.cross_entropy(text_logits, text_target, reduction="none")
+        is_word = (text_target != PADDING) & (text_target != END_OF_PADDING)
+        weights = torch.where(is_word, 1.0, PADDING_TEXT_WEIGHT)
+        figures = {"text": (per_token * weights).sum() / weights.sum()}
+        audio_target = codes[:, 1:1 + self.lm.dep_q]
+        per_codebook = []
+        for k in range(self.lm.dep_q):
+            mask = output.mask[:, k]
+            per_codebook.append(nn.functional.cross_entropy(output.logits[:, k][mask].float(),
+                                                            audio_target[:, k][mask]))
+        figures["semantic"] = per_codebook[0]
+        figures["acoustic"] = torch.stack(per_codebook[1:]).mean()
+        if not self.args.no_text:
+            with torch.no_grad():
+                figures["word_accuracy"] = (text_logits.argmax(-1) == text_target)[is_word].float().mean()
+        return figures
+
+    def train_step(self, learning_rate_scale: float) -> dict[str, float]:
+        self.lm.train()
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.args.lr * learning_rate_scale * min(1.0, (self.step + 1) / self.args.warmup)
+        indices = self.rng.integers(0, len(self.train_set), self.args.batch).tolist()
+        figures = self.losses(self.codes(self.train_set, indices))
+        # The ablation learns its text stream too, all padding, so that at inference it feeds itself the
+        # padding it was trained on.
+        total = figures["semantic"] + figures["acoustic"] + figures["text"]
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        nn.utils.clip_grad_norm_(self.lm.parameters(), 1.0)
+        self.optimizer.step()
+        self.step += 1
+        return {name: value.item() for name, value in figures.items()}
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Teacher-forced losses and monologue word accuracy on the held-out split."""
+        self.lm.eval()
+        sums: dict[str, float] = {}
+        batches = [list(range(i, min(i + self.args.batch, len(self.heldout_set))))
+                   for i in range(0, len(self.heldout_set), self.args.batch)]
+        for indices in batches:
+            for name, value in self.losses(self.codes(self.heldout_set, indices)).items():
+                sums[name] = sums.get(name, 0.0) + value.item() / len(batches)
+        return {f"heldout_{name}": round(value, 4) for name, value in sums.items()}
+
+    def save(self) -> None:
+        torch.save({"lm": self.lm.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step},
+                   self.args.out / "train-state.pt")
+        export_model(self.lm, self.config, self.args.codec, self.args.out / "tokenizer.model",
+                     self.args.out / "model")
+
+
+def export_model(lm: nn.Module, config: dict, codec: Path, tokenizer: Path, folder: Path) -> None:
+    """A model folder in Kyutai's layout: LM and codec weights in float16 (half the size; the loader
+    casts them to the serving dtype), the tokenizer, and config.json naming them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(_half(lm.state_dict()), str(folder / "model.safetensors"))
+    save_file(_half(load_file(str(codec / "mimi.safetensors"))), str(folder / "mimi.safetensors"))
+    shutil.copyfile(codec / "mimi_config.json", folder / "mimi_config.json")
+    shutil.copyfile(tokenizer, folder / "tokenizer.model")
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+
+def _half(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {key: (value.detach().to(torch.float16) if value.is_floating_point() else value).contiguous().cpu()
+            for key, value in state.items()}
+
+
+def learning_rate_scale(seconds_left: float, cooldown_seconds: float) -> float:
+    """Full rate until the last `cooldown_seconds` of the run, then a cosine down to 5 %."""
+    if cooldown_seconds <= 0 or seconds_left >= cooldown_seconds:
+        return 1.0
+    return 0.05 + 0.95 * 0.5 * (1 - math.cos(math.pi * max(seconds_left, 0.0) / cooldown_seconds))
+
+
+def run(args: argparse.Namespace) -> None:
+    args.out.mkdir(parents=True, exist_ok=True)
+    prepare(args, torch.device(args.device))
+    trainer = LMTrainer(args)
+    budget = args.minutes * 60
+    deadline = time.monotonic() + budget
+    averages: dict[str, list[float]] = {}
+    with open(args.out / "log.jsonl", "a") as log, \
+            tqdm(initial=trainer.step, total=min(args.steps, trainer.step + 10**6), unit="step",
+                 desc="lm", dynamic_ncols=True) as bar:
+        while trainer.step < args.steps and time.monotonic() < deadline:
+            figures = trainer.train_step(learning_rate_scale(deadline - time.monotonic(), budget * args.cooldown))
+            for name, value in figures.items():
+                averages.setdefault(name, []).append(value)
+            bar.update(1)
+            if trainer.step % 50 == 0:
+                entry = {"step": trainer.step, "time": time.time(), "lr": trainer.optimizer.param_groups[0]["lr"],
+                         **{name: round(float(np.mean(values)), 4) for name, values in averages.items()}}
+                averages.clear()
+                if trainer.step % 500 == 0:
+                    entry.update(trainer.evaluate())
+                log.write(json.dumps(entry) + "\n")
+                log.flush()
+                bar.set_postfix(sem=entry["semantic"], words=entry.get("word_accuracy", "-"))
+            if trainer.step % 2000 == 0:
+                trainer.save()
+        entry = {"step": trainer.step, "time": time.time(), **trainer.evaluate()}
+        log.write(json.dumps(entry) + "\n")
+    trainer.save()

@@ -1,0 +1,130 @@
+"""The LM's view of the synthetic conversations: one text stream and 16 audio codebooks per 80 ms frame.
+
+Row 0 is the agent's inner monologue with Moshi's alignment: each word's sentencepiece tokens from the
+frame where the word starts in the agent's audio, the end-of-padding token just before a word that
+follows silence, the padding token elsewhere. Rows 1-8 are the agent's codec tokens, rows 9-16 the
+user's, from the small codec run over each whole track (its causal encoder gives the tokens a streaming
+encoder gives).
+
+A split is stored as `tokens-SPLIT.npz`: `codes` (int16, 17 x all frames end to end), `offsets`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import sentencepiece
+import torch
+from moshi.models.compression import MimiModel
+
+from ..data.dataset import read_split
+
+FRAME_RATE = 12.5
+SAMPLES_PER_FRAME = 1920
+# Moshi's special text ids: 0 ends a stretch of padding (and is sentencepiece's unknown piece), 3 pads.
+END_OF_PADDING = 0
+PADDING = 3
+
+
+def corpus_sentences(root: Path, split: str = "train") -> list[str]:
+    """Every sentence of both sides, as the alignment spells it (lower case, no punctuation)."""
+    sentences = []
+    for jsonl in sorted((root / split).glob("shard-*.jsonl")):
+        for line in jsonl.read_text().splitlines():
+            for turn in json.loads(line)["turns"]:
+                sentences += [_plain(turn["user"]), _plain(turn["agent"])]
+    return sentences
+
+
+def _plain(text: str) -> str:
+    return " ".join(word.strip(",.?!") for word in text.split())
+
+
+def train_tokenizer(root: Path, model_prefix: Path, max_vocab: int) -> sentencepiece.SentencePieceProcessor:
+    """A small unigram model over the corpus; ids 0-3 follow Moshi's tokenizer (unknown/end of padding,
+    begin, end, padding), so the LM's padding ids mean what moshi's LMGen expects."""
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(corpus_sentences(root)), model_prefix=str(model_prefix), vocab_size=max_vocab,
+        hard_vocab_limit=False, model_type="unigram", character_coverage=1.0, unk_id=END_OF_PADDING,
+        bos_id=1, eos_id=2, pad_id=PADDING, minloglevel=2, num_threads=1)
+    return sentencepiece.SentencePieceProcessor(model_file=f"{model_prefix}.model")
+
+
+def align_text(words: list[dict], num_frames: int, tokenizer: sentencepiece.SentencePieceProcessor) -> np.ndarray:
+    """The monologue row for one conversation: word tokens from the frame of each word's start."""
+    row = np.full(num_frames, PADDING, dtype=np.int64)
+    next_free = 0
+    for word in words:
+        frame = max(int(word["start"] * FRAME_RATE), next_free)
+        if frame >= num_frames:
+            break
+        if frame > 0 and row[frame - 1] == PADDING:
+            row[frame - 1] = END_OF_PADDING
+        for token in tokenizer.encode(word["text"]):
+            if frame < num_frames:
+                row[frame] = token
+            frame += 1
+        next_free = frame
+    return row
+
+
+@torch.no_grad()
+def encode_tracks(mimi: MimiModel, tracks: list[np.ndarray], device: torch.device,
+                  max_batch_seconds: float = 2400.0) -> list[np.ndarray]:
+    """Codec tokens (8 x frames) of each int16 track, in batches of similar lengths."""
+    frames = [-(-len(track) // SAMPLES_PER_FRAME) for track in tracks]
+    order = sorted(range(len(tracks)), key=lambda i: frames[i])
+    result: list[np.ndarray] = [np.empty(0)] * len(tracks)
+    start = 0
+    while start < len(order):
+        longest = frames[order[min(len(order) - 1, start)]]
+        count = max(1, int(max_batch_seconds * FRAME_RATE // max(longest, 1)))
+        group = order[start:start + count]
+        width = frames[group[-1]] * SAMPLES_PER_FRAME
+        batch = np.zeros((len(group), 1, width), dtype=np.float32)
+        for row, index in enumerate(group):
+            batch[row, 0, :len(tracks[index])] = tracks[index].astype(np.float32) / 32767
+        codes = mimi.encode(torch.from_numpy(batch).to(device)).cpu().numpy()
+        for row, index in enumerate(group):
+            result[index] = codes[row, :, :frames[index]].astype(np.int16)
+        start += len(group)
+    return result
+
+
+def tokenize_split(mimi: MimiModel, tokenizer: sentencepiece.SentencePieceProcessor, root: Path, split: str,
+                   out: Path, device: torch.device) -> Path:
+    records = list(read_split(root, split))
+    agents = encode_tracks(mimi, [r.tracks["agent"] for r in records], device)
+    users = encode_tracks(mimi, [r.tracks["user"] for r in records], device)
+    streams = []
+    for record, agent, user in zip(records, agents, users):
+        text = align_text(record.meta["agent_words"], agent.shape[1], tokenizer)
+        streams.append(np.concatenate([text[None].astype(np.int16), agent, user]))
+    offsets = np.concatenate([[0], np.cumsum([s.shape[1] for s in streams])]).astype(np.int64)
+    path = out / f"tokens-{split}.npz"
+    np.savez(path, codes=np.concatenate(streams, axis=1), offsets=offsets,
+             ids=np.array([r.meta["id"] for r in records]))
+    return path
+
+
+class TokenSet:
+    """One split's conversations as [17, frames] int64 arrays."""
+
+    def __init__(self, path: Path) -> None:
+        arrays = np.load(path)
+        codes, offsets = arrays["codes"].astype(np.int64), arrays["offsets"]
+        self.conversations = [codes[:, offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+
+    def __len__(self) -> int:
+        return len(self.conversations)
+
+    def batch(self, indices: list[int], max_frames: int, pad: int) -> torch.Tensor:
+        """The conversations from their start, cut at `max_frames`, padded with `pad` (masked in the loss)."""
+        length = min(max_frames, max(self.conversations[i].shape[1] for i in indices))
+        batch = np.full((len(indices), self.conversations[indices[0]].shape[0], length), pad, dtype=np.int64)
+        for row, index in enumerate(indices):
+            codes = self.conversations[index][:, :length]
+            batch[row, :, :codes.shape[1]] = codes
+        return torch.from_numpy(batch)
