@@ -17,7 +17,8 @@ def test_codec_training_runs_logs_resumes_and_exports(tmp_path):
     data = tmp_path / "data"
     generate(data, {"train": 6}, seed=1, shard_size=3)
     args = argparse.Namespace(data=data, out=tmp_path / "run", resume=None, device="cpu", batch=2,
-                              crop_frames=10, lr=5e-4, minutes=5.0, steps=50, seed=0)
+                              crop_frames=10, lr=5e-4, minutes=5.0, steps=50, seed=0, init=None,
+                              cooldown=0.0)
     codec.run(args)
     log = [json.loads(line) for line in (args.out / "log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 50

@@ -58,6 +58,7 @@ def prepare(args: argparse.Namespace, device: torch.device) -> None:
     """Tokenizer and token files, once per run folder."""
     if (args.out / "tokens-heldout.npz").is_file():
         return
+    args.out.mkdir(parents=True, exist_ok=True)
     tokenizer = train_tokenizer(args.data, args.out / "tokenizer", args.vocab)
     config = json.loads((args.codec / "mimi_config.json").read_text())
     mimi = loaders.get_mimi(str(args.codec / "mimi.safetensors"), config, device=device, num_codebooks=8).eval()
@@ -176,7 +177,6 @@ def learning_rate_scale(seconds_left: float, cooldown_seconds: float) -> float:
 
 
 def run(args: argparse.Namespace) -> None:
-    args.out.mkdir(parents=True, exist_ok=True)
     prepare(args, torch.device(args.device))
     trainer = LMTrainer(args)
     budget = args.minutes * 60
