@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -17,3 +18,14 @@ class SamplingParams:
     audio_topk: int = 250
     text_seed: int = 0
     audio_seed: int = 0
+
+
+# The keys of a Kyutai config.json's `lm_gen_config` that name sampling parameters.
+_LM_GEN_KEYS = {"temp_text": "text_temperature", "top_k_text": "text_topk", "temp": "audio_temperature",
+                "top_k": "audio_topk"}
+
+
+def defaults_from_lm_gen_config(lm_gen_config: dict[str, Any]) -> SamplingParams:
+    """A model folder's own sampling defaults (config.json's `lm_gen_config`), Kyutai's elsewhere."""
+    chosen = {ours: lm_gen_config[theirs] for theirs, ours in _LM_GEN_KEYS.items() if theirs in lm_gen_config}
+    return SamplingParams(**chosen)

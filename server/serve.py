@@ -16,6 +16,7 @@ from .app import create_app
 from .engine import Engine
 from .lifecycle import Lifecycle
 from .metrics import Metrics
+from .params import defaults_from_lm_gen_config
 from .scheduler import Scheduler
 from .session import ServerContext, SessionLimits
 
@@ -50,7 +51,7 @@ def serve(args: argparse.Namespace) -> None:
                           allowed_origins=frozenset(args.allowed_origin),
                           max_sessions_per_client=args.max_sessions_per_client)
     context = ServerContext(Scheduler(engine, metrics), metrics, model.name, model.untrained, limits,
-                            access=access)
+                            defaults=defaults_from_lm_gen_config(model.lm_gen_config), access=access)
     config = uvicorn.Config(create_app(context), host=args.host, port=args.port,
                             ws_max_size=_TRANSPORT_MAX_BYTES, ws_ping_interval=args.ping_seconds,
                             ws_ping_timeout=args.ping_seconds, ssl_certfile=args.ssl_certfile,
