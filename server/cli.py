@@ -57,12 +57,14 @@ def main(argv: list[str] | None = None) -> None:
     evaluate = commands.add_parser("eval", help="evaluate the small default model")
     evaluations = evaluate.add_subparsers(dest="what", required=True)
     eval_codec = evaluations.add_parser("codec", help="the codec on the held-out conversations")
+    eval_model = evaluations.add_parser("model", help="the model on the held-out conversations, served")
     from ..client import demo as demo_module, files as files_module
     from ..models.data import cli as data_module
-    from ..models.eval import codec_eval
+    from ..models.eval import codec_eval, model_eval
     from ..models.train import codec as codec_training, lm as lm_training
     for command, module in ((talk, files_module), (demo, demo_module), (data, data_module),
-                            (train_codec, codec_training), (train_lm, lm_training), (eval_codec, codec_eval)):
+                            (train_codec, codec_training), (train_lm, lm_training), (eval_codec, codec_eval),
+                            (eval_model, model_eval)):
         module.add_arguments(command)
         command.set_defaults(run=module.run)
     args = parser.parse_args(argv)

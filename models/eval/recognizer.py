@@ -12,12 +12,20 @@ import numpy as np
 import sphn
 
 
+def known_words() -> set[str]:
+    """The words the recognizer's pronunciation dictionary holds."""
+    from pocketsphinx import get_model_path
+
+    with (Path(get_model_path()) / "en-us" / "cmudict-en-us.dict").open() as dictionary:
+        return {line.split()[0].lower() for line in dictionary}
+
+
 class Recognizer:
     def __init__(self, sentences: list[str]) -> None:
         from pocketsphinx import Config, Decoder, get_model_path
 
         model = Path(get_model_path())
-        dictionary = {line.split()[0].lower() for line in (model / "en-us" / "cmudict-en-us.dict").open()}
+        dictionary = known_words()
         words = [sentence.lower().replace(",", "").split() for sentence in sentences]
         unknown = {word for sentence in words for word in sentence} - dictionary
         if unknown:
