@@ -7,6 +7,8 @@ import logging
 import shutil
 import sys
 
+from ..models.configs import BUILTIN_CONFIGS, DEFAULT_MODEL
+
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
@@ -16,9 +18,9 @@ def main(argv: list[str] | None = None) -> None:
     serve = commands.add_parser("serve", help="serve sessions over WebSockets")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8998)
-    serve.add_argument("--model", default="test-small",
+    serve.add_argument("--model", default=DEFAULT_MODEL,
                        help="a folder in Kyutai's checkpoint layout, or a built-in configuration "
-                            "(moshi-7b, test-small)")
+                            f"({', '.join(BUILTIN_CONFIGS)}; default: {DEFAULT_MODEL}, shipped in weights/)")
     serve.add_argument("--random-weights", action="store_true",
                        help="build the model's configuration with random weights (untrained)")
     serve.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")

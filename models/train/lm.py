@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from moshi.models import loaders
+from moshi.utils.compile import no_compile
 from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
@@ -177,6 +178,13 @@ def learning_rate_scale(seconds_left: float, cooldown_seconds: float) -> float:
 
 
 def run(args: argparse.Namespace) -> None:
+    # moshi compiles a few helpers (norms, gating) with torch.compile; some torch releases' compiled
+    # backward of them returns gradients of the wrong shape, so training runs them eagerly.
+    with no_compile():
+        _train(args)
+
+
+def _train(args: argparse.Namespace) -> None:
     prepare(args, torch.device(args.device))
     trainer = LMTrainer(args)
     budget = args.minutes * 60

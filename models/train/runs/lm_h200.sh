@@ -4,9 +4,8 @@
 # Training stops UNTIL_SECONDS after the command starts (the device ends a command at 600 s), leaving
 # time to pack the results. A first call generates the data, trains the tokenizer, tokenizes with the
 # codec and starts both runs; a call that finds them in .runs/ (the device keeps ignored files while it
-# is warm) resumes both. The shipped model took two calls, the second right after the first:
-#   lm_h200.sh 520 12000 --cooldown 0        then        lm_h200.sh 520 12000 --cooldown 0.6
-# .carry/codec holds the shipped codec (mimi.safetensors, mimi_config.json); setup: device_setup.sh.
+# is warm) resumes both. The shipped model took one call: lm_h200.sh 530 12000 --cooldown 0.5
+# The codec is the shipped one, weights/antiphon-small; setup: device_setup.sh.
 # The two runs share the dataset, tokenizer, tokens and the GPU, for the same wall-clock budget.
 # What comes back: the default model's LM weights in float16 parts, the ablation's in int8 parts (the
 # device returns 64 MB at most; models/train/transfer.py joins both), and a tarball with the tokenizer,
@@ -24,16 +23,16 @@ else
   rm -rf .runs
   time LD_LIBRARY_PATH=$espeak_libs antiphon data --out .runs/data --train "$conversations" --heldout "${HELDOUT:-300}" \
     --workers 16 --shard-size 100 > /dev/null
-  time antiphon train lm --data .runs/data --codec .carry/codec --out .runs/lm --steps 0 2>&1 | tail -n 1
+  time antiphon train lm --data .runs/data --codec weights/antiphon-small --out .runs/lm --steps 0 2>&1 | tail -n 1
   mkdir -p .runs/ablation
   cp .runs/lm/tokens-*.npz .runs/lm/tokenizer.model .runs/ablation/
   lm_resume=() ablation_resume=()
 fi
 minutes=$(python3 -c "print(max(0.5, ($until_seconds - $SECONDS) / 60))")
 echo "training both for $minutes minutes"
-antiphon train lm --data .runs/data --codec .carry/codec --out .runs/lm --minutes "$minutes" \
+antiphon train lm --data .runs/data --codec weights/antiphon-small --out .runs/lm --minutes "$minutes" \
   "${lm_resume[@]}" "$@" > .runs/lm.out 2>&1 &
-antiphon train lm --data .runs/data --codec .carry/codec --out .runs/ablation --minutes "$minutes" --no-text \
+antiphon train lm --data .runs/data --codec weights/antiphon-small --out .runs/ablation --minutes "$minutes" --no-text \
   "${ablation_resume[@]}" "$@" > .runs/ablation.out 2>&1 &
 wait
 for run in lm ablation; do tr '\r' '\n' < .runs/$run.out | grep -v '^$' | tail -n 3; tail -n 2 .runs/$run/log.jsonl; done
