@@ -58,11 +58,11 @@ def load_model(spec: str, device: str | torch.device = "cpu", dtype: torch.dtype
         shipped = WEIGHTS_DIR / spec
         if random_weights:
             return _random_model(spec, device, dtype, seed)
-        if shipped.is_dir():
+        if (shipped / "config.json").is_file():
             return _load_folder(shipped, device, dtype, random_weights=False, seed=seed)
         raise ModelLoadError(
-            f"built-in configuration '{spec}' has no weights in {shipped}: pass --model FOLDER with a "
-            f"checkpoint in Kyutai's layout, or --random-weights for an untrained model")
+            f"built-in configuration '{spec}' has no trained model in {shipped}: pass --model FOLDER with "
+            f"a checkpoint in Kyutai's layout, or --random-weights for an untrained model")
     if not path.is_dir():
         names = ", ".join(sorted(BUILTIN_CONFIGS))
         raise ModelLoadError(f"{spec}: no such model folder, and not a built-in configuration ({names})")
@@ -107,13 +107,11 @@ def _load_folder(folder: Path, device: torch.device, dtype: torch.dtype,
     mimi_weights = _named_file(folder, config, "mimi_name", loaders.MIMI_NAME)
     tokenizer = _named_file(folder, config, "tokenizer_name", loaders.TEXT_TOKENIZER_NAME)
     mimi_config_path = _named_file(folder, config, "mimi_config_name", None)
-    mimi_config = _read_json(mimi_config_path) if mimi_config_path else loaders._mimi_config
     assert lm_weights and mimi_weights and tokenizer
     if random_weights:
         lm_weights = mimi_weights = None  # the folder's configuration, untrained
-    mimi = _build(mimi_weights, mimi_config_path or config_path,
-                  lambda: loaders.get_mimi(mimi_weights, mimi_config, device=device,
-                                           num_codebooks=_num_codebooks(config)))
+    mimi = _mimi(mimi_weights, mimi_config_path or config_path, mimi_config_path is not None, device,
+                 _num_codebooks(config))
     lm = _build(lm_weights, config_path,
                 lambda: loaders.get_moshi_lm(lm_weights, lm_kwargs=lm_kwargs_of(config),
                                              device=device, dtype=dtype))
@@ -124,6 +122,22 @@ def _load_folder(folder: Path, device: torch.device, dtype: torch.dtype,
     _announce(name, random_weights)
     return LoadedModel(name, mimi, lm, text, untrained=random_weights,
                        lm_gen_config=dict(config.get("lm_gen_config", {})))
+
+
+def load_codec(folder: Path, device: str | torch.device = "cpu", num_codebooks: int = 8) -> MimiModel:
+    """A codec alone (`mimi.safetensors` + `mimi_config.json`), read as a model folder's codec is."""
+    weights = folder / "mimi.safetensors"
+    if not weights.is_file():
+        raise ModelLoadError(f"{weights}: missing")
+    return _mimi(weights, folder / "mimi_config.json", True, torch.device(device), num_codebooks)
+
+
+def _mimi(weights: Path | None, config_path: Path, own_config: bool, device: torch.device,
+          num_codebooks: int) -> MimiModel:
+    """Mimi from its weights and config file (Kyutai's own Mimi configuration when the folder names none)."""
+    config = _read_json(config_path) if own_config else loaders._mimi_config
+    return _build(weights, config_path,
+                  lambda: loaders.get_mimi(weights, config, device=device, num_codebooks=num_codebooks))
 
 
 def _build(weights: Path | None, config_path: Path, build):

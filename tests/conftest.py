@@ -58,7 +58,8 @@ def free_port() -> int:
 class ServerProcess:
     """`antiphon serve` in a subprocess on 127.0.0.1, as a user starts it."""
 
-    def __init__(self, model: Path, *args: str, log: Path, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, model: Path | None, *args: str, log: Path, tls: ssl.SSLContext | None = None) -> None:
+        """`model` None serves the default model, as `antiphon serve` with no --model does."""
         self.port = free_port()
         self.tls = tls
         self.base = f"{'wss' if tls else 'ws'}://127.0.0.1:{self.port}"
@@ -67,7 +68,7 @@ class ServerProcess:
         self.log = open(log, "w")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "antiphon.server", "serve", "--model", str(model),
+            [sys.executable, "-m", "antiphon.server", "serve", *(["--model", str(model)] if model else []),
              "--port", str(self.port), *args],
             stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self._wait_ready()

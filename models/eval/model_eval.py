@@ -149,7 +149,11 @@ async def converse(url: str, records: list[Record], parallel: int, query: dict[s
     async def one(record: Record):
         async with gate:
             tail = np.zeros(int(SAMPLE_RATE * 1.0), dtype=np.float32)  # let the last answer finish
-            reply = await talk(chat_url(url, text_frames=1, **query), np.concatenate([record.user, tail]))
+            for _ in range(60):
+                reply = await talk(chat_url(url, text_frames=1, **query), np.concatenate([record.user, tail]))
+                if reply.handshake is not None or reply.close_code != 1013:
+                    break
+                await asyncio.sleep(0.5)  # the previous session's slot is still being released
             if reply.errors or reply.handshake is None:
                 raise RuntimeError(f"{record.meta['id']}: {reply.errors or reply.close_reason}")
             return reply
