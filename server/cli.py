@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--grace-seconds", type=float, default=30.0,
                        help="on SIGTERM, how long live sessions may go on before the server exits")
     serve.add_argument("--log-level", default="info")
+    bench = commands.add_parser("bench", help="sessions per device: the engine beside moshi's own modules")
     talk = commands.add_parser("talk", help="stream a sound file to a server, save the reply")
     demo = commands.add_parser("demo", help="talk to a server with this machine's microphone and speakers")
     data = commands.add_parser("data", help="generate the synthetic conversation dataset")
@@ -63,8 +64,9 @@ def main(argv: list[str] | None = None) -> None:
     from ..client import demo as demo_module, files as files_module
     from ..models.data import cli as data_module
     from ..models.eval import codec_eval, model_eval
+    from . import bench as bench_module
     from ..models.train import codec as codec_training, lm as lm_training
-    for command, module in ((talk, files_module), (demo, demo_module), (data, data_module),
+    for command, module in ((bench, bench_module), (talk, files_module), (demo, demo_module), (data, data_module),
                             (train_codec, codec_training), (train_lm, lm_training), (eval_codec, codec_eval),
                             (eval_model, model_eval)):
         module.add_arguments(command)

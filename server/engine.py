@@ -48,8 +48,7 @@ class Engine:
         # moshi's server drops the encoder state after a session's first frame, so that the next one
         # starts from fresh left padding; slots marked here get the same treatment.
         self._fresh = np.zeros(slots, dtype=bool)
-        self.mimi.streaming_forever(slots)
-        self.lm_gen.streaming_forever(slots)
+        self._streams = [self.mimi.streaming(slots), self.lm_gen.streaming(slots)]
 
     def _install_audio_sampling(self) -> None:
         """Route the depth transformer's per-codebook logits through the per-slot sampler.
@@ -124,6 +123,14 @@ class Engine:
             self.step(silence, everyone)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
+
+    def close(self) -> None:
+        """Leave streaming and give the model back as it was, so that another engine (or moshi's own
+        modules) can step it."""
+        for stream in self._streams:
+            stream.close()
+        self._streams = []
+        vars(self.model.lm).pop("forward_depformer", None)
 
     def text_piece(self, token: int) -> str | None:
         """The monologue piece of a text token, or None for padding."""

@@ -1,0 +1,231 @@
+"""`antiphon bench`: how many real-time sessions one device serves, beside moshi's own modules.
+
+For each session count N: an engine of N slots runs under the real scheduler (its thread, its 80 ms
+ticks), fed by N sessions that each put one 80 ms frame of real speech into their inbox on the audio
+clock. Reported: tick time (the batched step) p50/p99, frame latency (a frame entering its session's
+inbox to its reply frame leaving the engine) p50/p99, late frames (ticks in which a session had no
+frame ready, a symptom of ticks that overran), and peak device memory. Then moshi's LMGen + MimiModel
+step the same frames at batch N, back to back, in the same process: each row carries the ratio.
+
+Results go to OUT.md and OUT.json with the command that made them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from moshi.models.lm import LMGen
+
+from ..models.loader import LoadedModel, load_model
+from .engine import Engine
+from .metrics import Metrics
+from .params import SamplingParams
+from .scheduler import FRAME_SECONDS, Scheduler, SlotLink, SlotOutput
+
+FRAME_MS = FRAME_SECONDS * 1000
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="test-small", help="a model folder or a built-in configuration")
+    parser.add_argument("--random-weights", action="store_true")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--sessions", default="1,2,4", help="comma-separated session counts")
+    parser.add_argument("--seconds", type=float, default=12.0, help="audio each session streams per row")
+    parser.add_argument("--warmup-frames", type=int, default=12, help="first frames of a row not counted")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/bench"))
+
+
+class TimedEngine:
+    """The engine as the scheduler sees it, with each step's wall time recorded."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.slots, self.frame_size = engine.slots, engine.frame_size
+        self.step_seconds: list[float] = []
+
+    def step(self, *args, **kwargs):
+        started = time.perf_counter()
+        result = self.engine.step(*args, **kwargs)
+        self.step_seconds.append(time.perf_counter() - started)
+        return result
+
+    def text_piece(self, token: int) -> str | None:
+        return self.engine.text_piece(token)
+
+
+def speech_frames(seconds: float, frame_size: int) -> np.ndarray:
+    """Real speech (espeak-ng, as the tests use), cut into frames; a voice-like signal without espeak-ng."""
+    frames = int(seconds / FRAME_SECONDS)
+    try:
+        from ..models.data.conversations import Generator
+        text = "Hello there. What is three plus four? Please spell the word cat for me. Is the sky blue?"
+        pcm = Generator().utterance(text, voice="en", rate=170, pitch=50, pitch_range=50).pcm
+    except RuntimeError:  # no espeak-ng on this machine
+        rng = np.random.default_rng(0)
+        t = np.arange(frames * frame_size) / 24000
+        pcm = (0.1 * np.sin(2 * np.pi * 140 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))
+               + 0.01 * rng.standard_normal(len(t)))
+    return np.resize(np.asarray(pcm, dtype=np.float32), frames * frame_size).reshape(frames, frame_size)
+
+
+def run_engine(model: LoadedModel, sessions: int, frames: np.ndarray, warmup: int) -> dict:
+    engine = Engine(model, slots=sessions)
+    engine.warmup()
+    timed = TimedEngine(engine)
+    scheduler = Scheduler(timed, Metrics(sessions))  # type: ignore[arg-type]
+    sent: list[dict[int, float]] = [{} for _ in range(sessions)]
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def deliver_for(session: int):
+        def deliver(output: SlotOutput) -> None:
+            with lock:
+                latencies.append((output.step, time.perf_counter() - sent[session][output.step]))
+        return deliver
+
+    links = [SlotLink(SamplingParams(), deliver_for(i), fail=lambda message: None) for i in range(sessions)]
+    for link in links:
+        scheduler.acquire(link)
+    scheduler.start()
+    began = time.perf_counter()
+    for index, frame in enumerate(frames):  # the audio clock: every session's next frame, every 80 ms
+        time.sleep(max(0.0, began + index * FRAME_SECONDS - time.perf_counter()))
+        for session, link in enumerate(links):
+            sent[session][index] = time.perf_counter()
+            link.inbox.put(frame)
+    deadline = time.perf_counter() + 30
+    while any(not link.inbox.empty() for link in links) and time.perf_counter() < deadline:
+        time.sleep(0.01)
+    time.sleep(2 * FRAME_SECONDS)
+    scheduler.stop()
+    late = scheduler.metrics.late_frames._value.get()
+    engine.close()
+    ticks = timed.step_seconds[1:][warmup:]  # the first tick joins every session
+    counted = [seconds for step, seconds in latencies if step >= warmup]
+    return {"tick_ms": _percentiles(ticks), "latency_ms": _percentiles(counted), "late_frames": int(late),
+            "frames": len(frames) * sessions, "delivered": len(latencies)}
+
+
+@torch.no_grad()
+def run_reference(model: LoadedModel, sessions: int, frames: np.ndarray, warmup: int) -> dict:
+    """moshi's own modules at batch N, stepped back to back (no scheduler, one sampling setting)."""
+    lm_gen = LMGen(model.lm, temp=0.8, temp_text=0.7)
+    device = next(model.lm.parameters()).device
+    times = []
+    with model.mimi.streaming(sessions), lm_gen.streaming(sessions):
+        for index, frame in enumerate(frames):
+            batch = torch.from_numpy(np.repeat(frame[None, None], sessions, axis=0)).to(device)
+            started = time.perf_counter()
+            tokens = lm_gen.step(model.mimi.encode(batch))
+            if tokens is not None:
+                model.mimi.decode(tokens[:, 1:]).cpu()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if index >= warmup:
+                times.append(time.perf_counter() - started)
+    return {"frame_ms": _percentiles(times)}
+
+
+def _percentiles(seconds: list) -> dict[str, float]:
+    values = np.asarray(seconds, dtype=float) * 1000
+    if not len(values):
+        return {"p50": float("nan"), "p99": float("nan")}
+    return {"p50": float(np.median(values)), "p99": float(np.percentile(values, 99))}
+
+
+def _peak_gib(device: torch.device) -> float | None:
+    return torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def sweep(args: argparse.Namespace) -> dict:
+    device = torch.device(args.device)
+    model = load_model(args.model, device=device, random_weights=args.random_weights)
+    model.mimi.eval()
+    weights_gib = _peak_gib(device)
+    frames = speech_frames(args.seconds, int(model.mimi.frame_size))
+    rows = []
+    for sessions in [int(n) for n in args.sessions.split(",")]:
+        row: dict = {"sessions": sessions}
+        try:
+            _reset_peak(device)
+            row["antiphon"] = run_engine(model, sessions, frames, args.warmup_frames)
+            row["antiphon"]["peak_gib"] = _peak_gib(device)
+        except torch.OutOfMemoryError:
+            row["antiphon"] = {"out_of_memory": True}
+        try:
+            _reset_peak(device)
+            row["moshi"] = run_reference(model, sessions, frames, args.warmup_frames)
+            row["moshi"]["peak_gib"] = _peak_gib(device)
+        except torch.OutOfMemoryError:
+            row["moshi"] = {"out_of_memory": True}
+        rows.append(row)
+        print(_row_line(row), flush=True)
+    return {"model": model.name, "device": _device_name(device), "torch": torch.__version__,
+            "dtype": str(next(model.lm.parameters()).dtype).removeprefix("torch."),
+            "weights_gib": weights_gib, "seconds": args.seconds, "warmup_frames": args.warmup_frames,
+            "rows": rows}
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+HEADER = ("| sessions | Antiphon tick p50 / p99 ms | frame latency p50 / p99 ms | late frames | Antiphon peak GiB "
+          "| moshi frame p50 / p99 ms | moshi peak GiB | tick p50 ratio | real time (tick p99 < 80 ms) |\n"
+          "|---|---|---|---|---|---|---|---|---|")
+
+
+def _gib(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _row_line(row: dict) -> str:
+    ours, theirs = row["antiphon"], row["moshi"]
+    if ours.get("out_of_memory"):
+        left = "out of memory | - | - | -"
+    else:
+        left = (f"{ours['tick_ms']['p50']:.1f} / {ours['tick_ms']['p99']:.1f} | "
+                f"{ours['latency_ms']['p50']:.1f} / {ours['latency_ms']['p99']:.1f} | "
+                f"{ours['late_frames']} of {ours['frames']} | {_gib(ours['peak_gib'])}")
+    right = ("out of memory | -" if theirs.get("out_of_memory") else
+             f"{theirs['frame_ms']['p50']:.1f} / {theirs['frame_ms']['p99']:.1f} | {_gib(theirs['peak_gib'])}")
+    both = not ours.get("out_of_memory") and not theirs.get("out_of_memory")
+    ratio = f"{ours['tick_ms']['p50'] / theirs['frame_ms']['p50']:.2f}" if both else "-"
+    real_time = "-" if ours.get("out_of_memory") else ("yes" if ours["tick_ms"]["p99"] < FRAME_MS else "no")
+    return f"| {row['sessions']} | {left} | {right} | {ratio} | {real_time} |"
+
+
+def report(result: dict, command: str) -> str:
+    lines = [f"# Sessions per device: {result['model']} on {result['device']}", "",
+             f"Command: `{command}`", "",
+             f"torch {result['torch']}, LM dtype {result['dtype']}, weights {_gib(result['weights_gib'])} GiB; "
+             f"{result['seconds']:.0f} s of speech per session and row, the first {result['warmup_frames']} "
+             f"frames not counted. Antiphon: the engine under the real scheduler, fed on the audio clock; "
+             f"moshi: its LMGen + MimiModel stepped back to back at the same batch size.", "", HEADER]
+    lines += [_row_line(row) for row in result["rows"]]
+    return "\n".join(lines) + "\n"
+
+
+def run(args: argparse.Namespace) -> None:
+    result = sweep(args)
+    command = "antiphon bench " + " ".join(sys.argv[2:])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps({**result, "command": command}, indent=1) + "\n")
+    args.out.with_suffix(".md").write_text(report(result, command))
+    print(report(result, command))
