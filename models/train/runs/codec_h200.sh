@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Trains the small codec on one lent H200 (the device tool), in one or more calls of at most 10 minutes:
 #   bash models/train/runs/codec_h200.sh MINUTES [TRAIN-CODEC-OPTIONS...]        (carry: .carry)
-# The shipped codec took two calls: `codec_h200.sh 4` (from scratch), then, with that call's export
+# The shipped codec took two calls (runs/README.md): one from scratch, then, with that call's export
 # joined into .carry/codec-init/mimi.safetensors,
 # `codec_h200.sh 8 --init .carry/codec-init/mimi.safetensors --cooldown 0.3`.
 # Setup: device_setup.sh.
