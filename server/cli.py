@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     trainers = train.add_subparsers(dest="what", required=True)
     train_codec = trainers.add_parser("codec", help="train the small Mimi codec")
     train_lm = trainers.add_parser("lm", help="train the small multi-stream LM")
+    train_lm_data = trainers.add_parser("lm-data", help="supply a running LM training with new conversations")
     evaluate = commands.add_parser("eval", help="evaluate the small default model")
     evaluations = evaluate.add_subparsers(dest="what", required=True)
     eval_codec = evaluations.add_parser("codec", help="the codec on the held-out conversations")
@@ -65,9 +66,10 @@ def main(argv: list[str] | None = None) -> None:
     from ..models.data import cli as data_module
     from ..models.eval import codec_eval, model_eval
     from . import bench as bench_module
-    from ..models.train import codec as codec_training, lm as lm_training
+    from ..models.train import codec as codec_training, lm as lm_training, lm_supply
     for command, module in ((bench, bench_module), (talk, files_module), (demo, demo_module), (data, data_module),
-                            (train_codec, codec_training), (train_lm, lm_training), (eval_codec, codec_eval),
+                            (train_codec, codec_training), (train_lm, lm_training),
+                            (train_lm_data, lm_supply), (eval_codec, codec_eval),
                             (eval_model, model_eval)):
         module.add_arguments(command)
         command.set_defaults(run=module.run)

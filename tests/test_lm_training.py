@@ -85,3 +85,25 @@ def test_audio_only_ablation_holds_its_text_stream_at_padding(dataset, tmp_path)
     text = codes[:, 0]
     assert ((text == PADDING) | (text == trainer.lm.zero_token_id)).all()
     assert (codes[:, 1:] == trainer.train_set.batch([0, 1], 60, trainer.lm.zero_token_id)[:, 1:]).all()
+
+
+def test_fresh_conversations_reach_a_running_training(dataset, tmp_path):
+    from antiphon.models.train import lm_supply
+
+    codec = tmp_path / "codec"
+    codec.mkdir()
+    export_codec(loaders.get_mimi(None, ANTIPHON_SMALL_MIMI, num_codebooks=8), codec)
+    args = argparse.Namespace(data=dataset, codec=codec, out=tmp_path / "run", resume=None, no_text=False,
+                              device="cpu", batch=2, max_frames=60, lr=3e-4, warmup=5, minutes=5.0, steps=0,
+                              cooldown=0.3, vocab=256, seed=0)
+    lm.prepare(args, torch.device("cpu"))
+    trainer = lm.LMTrainer(args)
+    first = len(trainer.train_set)
+    supply = argparse.Namespace(run=args.out, codec=codec, work=tmp_path / "work", chunk=3, minutes=0.0001,
+                                workers=1, device="cpu")
+    lm_supply.run(supply)
+    assert sorted(p.name for p in args.out.glob("tokens-train*.npz")) == ["tokens-train-1.npz", "tokens-train.npz"]
+    assert not (tmp_path / "work" / "chunk-1").exists()  # the audio is gone once tokenized
+    assert trainer.train_set.refresh() == 3 and len(trainer.train_set) == first + 3
+    assert lm_supply.next_chunk(args.out) == 2
+    trainer.train_step(1.0)

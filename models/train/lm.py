@@ -39,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--codec", type=Path, required=True,
                         help="folder with the codec's mimi.safetensors and mimi_config.json")
     parser.add_argument("--out", type=Path, required=True, help="run folder: tokens, checkpoints, log, export")
+    parser.add_argument("--tokens", type=Path,
+                        help="folder of the tokenizer and token files, when another run made them (default: --out)")
     parser.add_argument("--resume", type=Path, help="a train-state.pt to continue from")
     parser.add_argument("--no-text", action="store_true", help="audio-only ablation: no monologue")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -56,15 +58,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def prepare(args: argparse.Namespace, device: torch.device) -> None:
-    """Tokenizer and token files, once per run folder."""
-    if (args.out / "tokens-heldout.npz").is_file():
-        return
+    """Tokenizer and token files, once per token folder."""
+    tokens = token_folder(args)
     args.out.mkdir(parents=True, exist_ok=True)
-    tokenizer = train_tokenizer(args.data, args.out / "tokenizer", args.vocab)
+    if (tokens / "tokens-heldout.npz").is_file():
+        return
+    tokens.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_tokenizer(args.data, tokens / "tokenizer", args.vocab)
     config = json.loads((args.codec / "mimi_config.json").read_text())
     mimi = loaders.get_mimi(str(args.codec / "mimi.safetensors"), config, device=device, num_codebooks=8).eval()
     for split in ("train", "heldout"):
-        tokenize_split(mimi, tokenizer, args.data, split, args.out, device)
+        tokenize_split(mimi, tokenizer, args.data, split, tokens / f"tokens-{split}.npz", device)
+
+
+def token_folder(args: argparse.Namespace) -> Path:
+    return getattr(args, "tokens", None) or args.out
 
 
 class LMTrainer:
@@ -73,8 +81,8 @@ class LMTrainer:
         self.device = torch.device(args.device)
         torch.manual_seed(args.seed)
         self.rng = np.random.default_rng(args.seed)
-        self.train_set = TokenSet(args.out / "tokens-train.npz")
-        self.heldout_set = TokenSet(args.out / "tokens-heldout.npz")
+        self.train_set = TokenSet(token_folder(args), "tokens-train*.npz")  # more may arrive while training
+        self.heldout_set = TokenSet(token_folder(args), "tokens-heldout.npz")
         self.config = dict(ANTIPHON_SMALL_LM)
         self.lm = loaders.get_moshi_lm(None, lm_kwargs=lm_kwargs_of(self.config), device=self.device,
                                        dtype=torch.float32)
@@ -150,7 +158,7 @@ class LMTrainer:
     def save(self) -> None:
         torch.save({"lm": self.lm.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step},
                    self.args.out / "train-state.pt")
-        export_model(self.lm, self.config, self.args.codec, self.args.out / "tokenizer.model",
+        export_model(self.lm, self.config, self.args.codec, token_folder(self.args) / "tokenizer.model",
                      self.args.out / "model")
 
 
@@ -209,6 +217,8 @@ def _train(args: argparse.Namespace) -> None:
                 bar.set_postfix(sem=entry["semantic"], words=entry.get("word_accuracy", "-"))
             if trainer.step % 2000 == 0:
                 trainer.save()
+            if trainer.step % 200 == 0 and trainer.train_set.refresh():
+                log.write(json.dumps({"step": trainer.step, "conversations": len(trainer.train_set)}) + "\n")
         entry = {"step": trainer.step, "time": time.time(), **trainer.evaluate()}
         log.write(json.dumps(entry) + "\n")
     trainer.save()

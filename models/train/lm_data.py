@@ -6,7 +6,8 @@ follows silence, the padding token elsewhere. Rows 1-8 are the agent's codec tok
 user's, from the small codec run over each whole track (its causal encoder gives the tokens a streaming
 encoder gives).
 
-A split is stored as `tokens-SPLIT.npz`: `codes` (int16, 17 x all frames end to end), `offsets`.
+A split is stored as `tokens-SPLIT.npz`: `codes` (int16, 17 x all frames end to end), `offsets`. More
+training conversations can arrive while a run trains, as `tokens-train-K.npz` (`antiphon train lm-data`).
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def encode_tracks(mimi: MimiModel, tracks: list[np.ndarray], device: torch.devic
 
 
 def tokenize_split(mimi: MimiModel, tokenizer: sentencepiece.SentencePieceProcessor, root: Path, split: str,
-                   out: Path, device: torch.device) -> Path:
+                   path: Path, device: torch.device) -> Path:
     records = list(read_split(root, split))
     agents = encode_tracks(mimi, [r.tracks["agent"] for r in records], device)
     users = encode_tracks(mimi, [r.tracks["user"] for r in records], device)
@@ -103,19 +104,37 @@ def tokenize_split(mimi: MimiModel, tokenizer: sentencepiece.SentencePieceProces
         text = align_text(record.meta["agent_words"], agent.shape[1], tokenizer)
         streams.append(np.concatenate([text[None].astype(np.int16), agent, user]))
     offsets = np.concatenate([[0], np.cumsum([s.shape[1] for s in streams])]).astype(np.int64)
-    path = out / f"tokens-{split}.npz"
-    np.savez(path, codes=np.concatenate(streams, axis=1), offsets=offsets,
+    partial = path.with_name(path.stem + ".partial.npz")  # a reader never sees half a file
+    np.savez(partial, codes=np.concatenate(streams, axis=1), offsets=offsets,
              ids=np.array([r.meta["id"] for r in records]))
+    partial.rename(path)
     return path
 
 
 class TokenSet:
-    """One split's conversations as [17, frames] int64 arrays."""
+    """Conversations as [17, frames] int64 arrays, from one token file or every file matching a pattern
+    (`refresh` adds the files that appeared since)."""
 
-    def __init__(self, path: Path) -> None:
-        arrays = np.load(path)
-        codes, offsets = arrays["codes"].astype(np.int64), arrays["offsets"]
-        self.conversations = [codes[:, offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+    def __init__(self, folder: Path, pattern: str) -> None:
+        self.folder, self.pattern = folder, pattern
+        self.conversations: list[np.ndarray] = []
+        self.files: set[str] = set()
+        self.refresh()
+        if not self.conversations:
+            raise FileNotFoundError(f"no token file matches {folder / pattern}")
+
+    def refresh(self) -> int:
+        """Load new token files; returns how many conversations they added."""
+        added = 0
+        for path in sorted(self.folder.glob(self.pattern)):
+            if path.name in self.files or path.name.endswith(".partial.npz"):
+                continue
+            arrays = np.load(path)
+            codes, offsets = arrays["codes"].astype(np.int64), arrays["offsets"]
+            self.conversations += [codes[:, offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+            self.files.add(path.name)
+            added += len(offsets) - 1
+        return added
 
     def __len__(self) -> int:
         return len(self.conversations)
