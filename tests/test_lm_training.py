@@ -99,7 +99,7 @@ def test_fresh_conversations_reach_a_running_training(dataset, tmp_path):
     lm.prepare(args, torch.device("cpu"))
     trainer = lm.LMTrainer(args)
     first = len(trainer.train_set)
-    supply = argparse.Namespace(run=args.out, codec=codec, work=tmp_path / "work", chunk=3, minutes=0.0001,
+    supply = argparse.Namespace(tokens=args.out, codec=codec, work=tmp_path / "work", chunk=3, minutes=0.0001,
                                 workers=1, device="cpu")
     lm_supply.run(supply)
     assert sorted(p.name for p in args.out.glob("tokens-train*.npz")) == ["tokens-train-1.npz", "tokens-train.npz"]

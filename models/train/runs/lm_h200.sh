@@ -2,14 +2,17 @@
 # Trains the default LM and its audio-only ablation side by side on one lent H200 (the device tool):
 #   bash models/train/runs/lm_h200.sh UNTIL_SECONDS CONVERSATIONS [TRAIN-LM-OPTIONS...]   (carry: .carry)
 # Training stops UNTIL_SECONDS after the command starts (the device ends a command at 600 s), leaving
-# time to pack the results. A first call generates the data, trains the tokenizer, tokenizes with the
-# codec and starts both runs; a call that finds them in .runs/ (the device keeps ignored files while it
-# is warm) resumes both. The shipped model took one call: lm_h200.sh 530 12000 --cooldown 0.5
-# The codec is the shipped one, weights/antiphon-small; setup: device_setup.sh.
-# The two runs share the dataset, tokenizer, tokens and the GPU, for the same wall-clock budget.
+# time to pack the results. A first call generates CONVERSATIONS conversations (seed 0) and the held-out
+# split, trains the tokenizer, tokenizes with the shipped codec (weights/antiphon-small) and starts both
+# runs; a call that finds them in .runs/ (the device keeps ignored files while it is warm) resumes both.
+# Meanwhile `antiphon train lm-data` generates and tokenizes further conversations (seeds 1, 2, ...) on
+# the CPUs, which both runs pick up as they arrive, so that they see fresh conversations rather than
+# epochs of the same ones. Both runs read one set of token files and share the GPU for the same
+# wall-clock budget. Run 1 (runs/README.md) ran an earlier form of this recipe, without the supply:
+#   lm_h200.sh 530 12000 --cooldown 0.5
 # What comes back: the default model's LM weights in float16 parts, the ablation's in int8 parts (the
 # device returns 64 MB at most; models/train/transfer.py joins both), and a tarball with the tokenizer,
-# both loss logs and the data card.
+# both loss logs and the data card. Setup: device_setup.sh.
 set -euo pipefail
 until_seconds=${1:-520}
 conversations=${2:-12000}
@@ -24,17 +27,22 @@ else
   time LD_LIBRARY_PATH=$espeak_libs antiphon data --out .runs/data --train "$conversations" --heldout "${HELDOUT:-300}" \
     --workers 16 --shard-size 100 > /dev/null
   time antiphon train lm --data .runs/data --codec weights/antiphon-small --out .runs/lm --steps 0 2>&1 | tail -n 1
-  mkdir -p .runs/ablation
-  cp .runs/lm/tokens-*.npz .runs/lm/tokenizer.model .runs/ablation/
   lm_resume=() ablation_resume=()
 fi
 minutes=$(python3 -c "print(max(0.5, ($until_seconds - $SECONDS) / 60))")
 echo "training both for $minutes minutes"
+LD_LIBRARY_PATH=$espeak_libs antiphon train lm-data --tokens .runs/lm --codec weights/antiphon-small --work .runs/supply \
+  --chunk "${SUPPLY_CHUNK:-3000}" --workers 12 --minutes "$(python3 -c "print($minutes - 1)")" > .runs/supply.out 2>&1 &
+supply=$!
 antiphon train lm --data .runs/data --codec weights/antiphon-small --out .runs/lm --minutes "$minutes" \
   "${lm_resume[@]}" "$@" > .runs/lm.out 2>&1 &
-antiphon train lm --data .runs/data --codec weights/antiphon-small --out .runs/ablation --minutes "$minutes" --no-text \
-  "${ablation_resume[@]}" "$@" > .runs/ablation.out 2>&1 &
-wait
+lm=$!
+antiphon train lm --data .runs/data --codec weights/antiphon-small --out .runs/ablation --tokens .runs/lm \
+  --minutes "$minutes" --no-text "${ablation_resume[@]}" "$@" > .runs/ablation.out 2>&1 &
+ablation=$!
+wait $lm $ablation
+kill $supply 2> /dev/null || true  # a chunk it had not finished is left as a .partial file, never read
+grep -c chunk .runs/supply.out || true
 for run in lm ablation; do tr '\r' '\n' < .runs/$run.out | grep -v '^$' | tail -n 3; tail -n 2 .runs/$run/log.jsonl; done
 rm -rf .runs/pack && mkdir -p .runs/pack/lm .runs/pack/ablation
 cp .runs/lm/log.jsonl .runs/lm/tokenizer.model .runs/lm/model/config.json .runs/pack/lm/
