@@ -155,7 +155,9 @@ class Session:
             exc = first.exception()
             if isinstance(exc, ProtocolError):
                 return exc
-            if exc is not None:
+            # A client that closes (or vanishes) while a reply is on its way ends the session like a
+            # close read from the socket does.
+            if exc is not None and not isinstance(exc, (WebSocketDisconnect, OSError)):
                 raise exc
             return ProtocolError("client closed the connection", CloseCode.NORMAL)
         finally:

@@ -134,3 +134,30 @@ def test_bad_clients_are_refused_clearly_and_leave_the_good_session_untouched(st
         assert f'antiphon_session_errors_total{{kind="{kind}"}} {count}.0' in metrics, kind
     assert 'antiphon_refused_sessions_total{reason="bad_parameters"} 1.0' in metrics
     assert json.loads(server.get("/api/info"))["slots"]["used"] == 0
+    assert "Exception in ASGI application" not in server.log_path.read_text()  # every end was handled
+
+
+def test_clients_that_leave_mid_reply_end_their_sessions_quietly(strict_server):
+    """Closing (or dropping the connection) while the server is still sending replies ends the session
+    like any close: the slot is freed and the server logs no unhandled error."""
+    server = strict_server
+    pages = opus_pages(4.0)
+
+    async def leave(abort: bool) -> None:
+        ws = await connect(chat_url(server.base), max_queue=None)
+        for page in pages:  # all at once: the replies keep coming for seconds after
+            await ws.send(b"\x01" + page)
+        await asyncio.sleep(1.0)
+        if abort:
+            ws.transport.abort()
+        else:
+            await ws.close()
+
+    async def scenario():
+        for abort in (False, True, False, True):
+            await leave(abort)
+        await asyncio.sleep(3.0)
+
+    asyncio.run(scenario())
+    assert json.loads(server.get("/api/info"))["slots"]["used"] == 0
+    assert "Exception in ASGI application" not in server.log_path.read_text()
