@@ -49,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="results: OUT.json (by label) and OUT.md")
     parser.add_argument("--label", required=True, help="this row's name in the table")
     parser.add_argument("--budget", default="", help="training budget of this row, for the table")
+    parser.add_argument("--split", default="heldout", help="which split's conversations (train: a check of fit)")
     parser.add_argument("--conversations", type=int, default=100)
     parser.add_argument("--parallel", type=int, default=2, help="sessions at once")
     parser.add_argument("--query", default="", help="extra query string for every session, e.g. text_temperature=0")
@@ -162,7 +163,7 @@ async def converse(url: str, records: list[Record], parallel: int, query: dict[s
 
 
 def evaluate(args: argparse.Namespace) -> dict:
-    records = list(read_split(args.data, "heldout"))[:args.conversations]
+    records = list(read_split(args.data, args.split))[:args.conversations]
     query = dict(item.split("=", 1) for item in args.query.split("&") if item)
     server = None if args.url else ServerProcess(args.model, args.parallel)
     try:
@@ -269,7 +270,7 @@ def run(args: argparse.Namespace) -> None:
     result["budget"] = args.budget
     result["command"] = " ".join(["antiphon", "eval", "model"] + [
         f"--{name.replace('_', '-')} {value}" for name, value in vars(args).items()
-        if name in {"model", "data", "out", "label", "conversations", "parallel", "query"} and value])
+        if name in {"model", "data", "split", "out", "label", "conversations", "parallel", "query"} and value])
     path = args.out.with_suffix(".json")
     results = json.loads(path.read_text()) if path.is_file() else {}
     results[args.label] = result

@@ -124,7 +124,15 @@ class LMTrainer:
         figures["acoustic"] = torch.stack(per_codebook[1:]).mean()
         if not self.args.no_text:
             with torch.no_grad():
-                figures["word_accuracy"] = (text_logits.argmax(-1) == text_target)[is_word].float().mean()
+                correct = text_logits.argmax(-1) == text_target
+                figures["word_accuracy"] = correct[is_word].float().mean()
+                # the first token of a word after silence: mostly the first word of a reply, where the
+                # answer is decided (the tokens after it mostly follow from it)
+                row = codes[:, 0]
+                onset = (row != PADDING) & (row != END_OF_PADDING) & (row.roll(1, dims=1) == END_OF_PADDING)
+                onset = onset[output.text_mask[:, 0]]
+                if onset.any():
+                    figures["onset_accuracy"] = correct[onset].float().mean()
         return figures
 
     def train_step(self, learning_rate_scale: float) -> dict[str, float]:
