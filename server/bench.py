@@ -156,6 +156,17 @@ def _reset_peak(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
+def _measured(measure, model: LoadedModel, sessions: int, frames: np.ndarray, warmup: int) -> dict:
+    """One side of a row, with its peak device memory; a batch that does not fit says so."""
+    device = next(model.lm.parameters()).device
+    _reset_peak(device)
+    try:
+        figures = measure(model, sessions, frames, warmup)
+    except torch.OutOfMemoryError:
+        return {"out_of_memory": True}
+    return {**figures, "peak_gib": _peak_gib(device)}
+
+
 def sweep(args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
     model = load_model(args.model, device=device, random_weights=args.random_weights)
@@ -164,19 +175,9 @@ def sweep(args: argparse.Namespace) -> dict:
     frames = speech_frames(args.seconds, int(model.mimi.frame_size))
     rows = []
     for sessions in [int(n) for n in args.sessions.split(",")]:
-        row: dict = {"sessions": sessions}
-        try:
-            _reset_peak(device)
-            row["antiphon"] = run_engine(model, sessions, frames, args.warmup_frames)
-            row["antiphon"]["peak_gib"] = _peak_gib(device)
-        except torch.OutOfMemoryError:
-            row["antiphon"] = {"out_of_memory": True}
-        try:
-            _reset_peak(device)
-            row["moshi"] = run_reference(model, sessions, frames, args.warmup_frames)
-            row["moshi"]["peak_gib"] = _peak_gib(device)
-        except torch.OutOfMemoryError:
-            row["moshi"] = {"out_of_memory": True}
+        row = {"sessions": sessions,
+               "antiphon": _measured(run_engine, model, sessions, frames, args.warmup_frames),
+               "moshi": _measured(run_reference, model, sessions, frames, args.warmup_frames)}
         rows.append(row)
         print(_row_line(row), flush=True)
     return {"model": model.name, "device": _device_name(device), "torch": torch.__version__,

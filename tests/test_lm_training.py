@@ -18,6 +18,17 @@ from antiphon.models.train.codec import export_codec
 from antiphon.models.train.lm_data import END_OF_PADDING, FRAME_RATE, PADDING, align_text, train_tokenizer
 
 
+def run_args(dataset, tmp_path, **overrides) -> argparse.Namespace:
+    """`antiphon train lm` arguments for a CPU run on `dataset`, with an untrained codec."""
+    codec = tmp_path / "codec"
+    codec.mkdir(exist_ok=True)
+    export_codec(loaders.get_mimi(None, ANTIPHON_SMALL_MIMI, num_codebooks=8), codec)
+    return argparse.Namespace(**{
+        "data": dataset, "codec": codec, "out": tmp_path / "run", "tokens": None, "resume": None,
+        "no_text": False, "device": "cpu", "batch": 2, "max_frames": 60, "lr": 3e-4, "warmup": 5,
+        "minutes": 5.0, "steps": 0, "cooldown": 0.3, "vocab": 256, "seed": 0, **overrides})
+
+
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("conversations")
@@ -51,12 +62,7 @@ def test_monologue_holds_each_agent_word_from_the_frame_it_starts(dataset, tmp_p
 
 
 def test_lm_training_runs_resumes_and_exports_a_loadable_model(dataset, tmp_path):
-    codec = tmp_path / "codec"
-    codec.mkdir()
-    export_codec(loaders.get_mimi(None, ANTIPHON_SMALL_MIMI, num_codebooks=8), codec)
-    args = argparse.Namespace(data=dataset, codec=codec, out=tmp_path / "run", resume=None, no_text=False,
-                              device="cpu", batch=2, max_frames=60, lr=3e-4, warmup=5, minutes=5.0, steps=3,
-                              cooldown=0.3, vocab=256, seed=0)
+    args = run_args(dataset, tmp_path, no_text=False, steps=3)
     lm.run(args)
     log = [json.loads(line) for line in (args.out / "log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 3 and np.isfinite(log[-1]["heldout_semantic"])
@@ -73,12 +79,7 @@ def test_lm_training_runs_resumes_and_exports_a_loadable_model(dataset, tmp_path
 
 
 def test_audio_only_ablation_holds_its_text_stream_at_padding(dataset, tmp_path):
-    codec = tmp_path / "codec"
-    codec.mkdir()
-    export_codec(loaders.get_mimi(None, ANTIPHON_SMALL_MIMI, num_codebooks=8), codec)
-    args = argparse.Namespace(data=dataset, codec=codec, out=tmp_path / "run", resume=None, no_text=True,
-                              device="cpu", batch=2, max_frames=60, lr=3e-4, warmup=5, minutes=5.0, steps=0,
-                              cooldown=0.3, vocab=256, seed=0)
+    args = run_args(dataset, tmp_path, no_text=True, steps=0)
     lm.prepare(args, torch.device("cpu"))
     trainer = lm.LMTrainer(args)
     codes = trainer.codes(trainer.train_set, [0, 1])
@@ -90,16 +91,11 @@ def test_audio_only_ablation_holds_its_text_stream_at_padding(dataset, tmp_path)
 def test_fresh_conversations_reach_a_running_training(dataset, tmp_path):
     from antiphon.models.train import lm_supply
 
-    codec = tmp_path / "codec"
-    codec.mkdir()
-    export_codec(loaders.get_mimi(None, ANTIPHON_SMALL_MIMI, num_codebooks=8), codec)
-    args = argparse.Namespace(data=dataset, codec=codec, out=tmp_path / "run", resume=None, no_text=False,
-                              device="cpu", batch=2, max_frames=60, lr=3e-4, warmup=5, minutes=5.0, steps=0,
-                              cooldown=0.3, vocab=256, seed=0)
+    args = run_args(dataset, tmp_path, no_text=False, steps=0)
     lm.prepare(args, torch.device("cpu"))
     trainer = lm.LMTrainer(args)
     first = len(trainer.train_set)
-    supply = argparse.Namespace(tokens=args.out, codec=codec, work=tmp_path / "work", chunk=3, minutes=0.0001,
+    supply = argparse.Namespace(tokens=args.out, codec=args.codec, work=tmp_path / "work", chunk=3, minutes=0.0001,
                                 workers=1, device="cpu")
     lm_supply.run(supply)
     assert sorted(p.name for p in args.out.glob("tokens-train*.npz")) == ["tokens-train-1.npz", "tokens-train.npz"]
