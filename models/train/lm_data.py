@@ -73,8 +73,11 @@ def align_text(words: list[dict], num_frames: int, tokenizer: sentencepiece.Sent
 
 @torch.no_grad()
 def encode_tracks(mimi: MimiModel, tracks: list[np.ndarray], device: torch.device,
-                  max_batch_seconds: float = 2400.0) -> list[np.ndarray]:
-    """Codec tokens (8 x frames) of each int16 track, in batches of similar lengths."""
+                  max_batch_seconds: float | None = None) -> list[np.ndarray]:
+    """Codec tokens (8 x frames) of each int16 track, in batches of similar lengths (by default 40
+    minutes of audio a batch on a GPU, 2 minutes on a CPU, whose activations live in host memory)."""
+    if max_batch_seconds is None:
+        max_batch_seconds = 2400.0 if device.type == "cuda" else 120.0
     frames = [-(-len(track) // SAMPLES_PER_FRAME) for track in tracks]
     order = sorted(range(len(tracks)), key=lambda i: frames[i])
     result: list[np.ndarray] = [np.empty(0)] * len(tracks)
