@@ -9,13 +9,21 @@ step the same frames at batch N, back to back, in the same process: each row car
 Frame latency includes the wait for the next tick (0-80 ms, 40 ms on average: the sessions' frames
 arrive at phases spread over the frame).
 
+With `--server`, each row instead starts `antiphon serve` with N slots and drives it over loopback
+with N real WebSocket clients (Opus at the audio clock, spread over client processes), and reports the
+mouth-to-ear latency of every frame: from sending input frame j + 1 to receiving the reply frame j it
+produced (network, queues, Opus both ways and one step).
+
 Results go to OUT.md and OUT.json with the command that made them.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import multiprocessing
+import os
 import platform
 import sys
 import threading
@@ -42,6 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sessions", default="1,2,4", help="comma-separated session counts")
     parser.add_argument("--seconds", type=float, default=12.0, help="audio each session streams per row")
     parser.add_argument("--warmup-frames", type=int, default=12, help="first frames of a row not counted")
+    parser.add_argument("--server", action="store_true",
+                        help="drive a real server over loopback with WebSocket clients instead")
+    parser.add_argument("--client-processes", type=int, default=max(1, (os.cpu_count() or 2) // 2),
+                        help="--server: processes the clients are spread over")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/bench"))
 
 
@@ -228,10 +240,67 @@ def report(result: dict, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _client_sessions(url: str, pcm: np.ndarray, count: int) -> tuple[list[float], list[str]]:
+    """In a client process: `count` sessions streaming `pcm` at once; their frame latencies and errors."""
+    from ..client.chat import talk
+
+    async def everyone():
+        return await asyncio.gather(*(talk(url, pcm) for _ in range(count)))
+
+    latencies, errors = [], []
+    for reply in asyncio.run(everyone()):
+        latencies += reply.latencies()
+        errors += reply.errors
+    return latencies, errors
+
+
+def run_server(args: argparse.Namespace, sessions: int, pcm: np.ndarray) -> dict:
+    from ..client.chat import chat_url
+    from ..client.local_server import LocalServer
+
+    serve_args = ["--model", args.model, "--device", args.device, "--slots", str(sessions),
+                  "--idle-seconds", "30", "--log-level", "warning"]
+    server = LocalServer(serve_args + (["--random-weights"] if args.random_weights else []))
+    try:
+        processes = max(1, min(args.client_processes, sessions))
+        shares = [sessions // processes + (i < sessions % processes) for i in range(processes)]
+        with multiprocessing.get_context("spawn").Pool(processes) as pool:
+            results = pool.starmap(_client_sessions, [(chat_url(server.base), pcm, share) for share in shares])
+    finally:
+        server.stop()
+    per_session = len(pcm) // 1920
+    latencies = [value for values, _ in results for value in values]
+    errors = [error for _, session_errors in results for error in session_errors]
+    return {"sessions": sessions, "frames": len(latencies), "expected_frames": sessions * (per_session - 1),
+            "mouth_to_ear_ms": _percentiles(latencies), "errors": errors}
+
+
+def server_report(rows: list[dict], command: str, model: str) -> str:
+    lines = [f"# Mouth-to-ear latency through the full server: {model}", "", f"Command: `{command}`", "",
+             "Each row: `antiphon serve` with N slots, N WebSocket clients on loopback streaming speech as Ogg "
+             "Opus at the audio clock. Latency of a frame: sending input frame j + 1 to receiving reply frame j.",
+             "", "| sessions | mouth-to-ear p50 / p99 ms | frames measured | errors |", "|---|---|---|---|"]
+    for row in rows:
+        latency = row["mouth_to_ear_ms"]
+        lines.append(f"| {row['sessions']} | {latency['p50']:.1f} / {latency['p99']:.1f} | "
+                     f"{row['frames']} of {row['expected_frames']} | {len(row['errors'])} |")
+    return "\n".join(lines) + "\n"
+
+
 def run(args: argparse.Namespace) -> None:
-    result = sweep(args)
     command = "antiphon bench " + " ".join(sys.argv[2:])
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.server:
+        pcm = speech_frames(args.seconds, 1920).reshape(-1)
+        rows = []
+        for sessions in [int(n) for n in args.sessions.split(",")]:
+            rows.append(run_server(args, sessions, pcm))
+            print(rows[-1]["sessions"], rows[-1]["mouth_to_ear_ms"], len(rows[-1]["errors"]), flush=True)
+        args.out.with_suffix(".json").write_text(json.dumps({"command": command, "rows": rows}, indent=1) + "\n")
+        args.out.with_suffix(".md").write_text(server_report(rows, command, args.model))
+        print(server_report(rows, command, args.model))
+        return
+    result = sweep(args)
     args.out.with_suffix(".json").write_text(json.dumps({**result, "command": command}, indent=1) + "\n")
     args.out.with_suffix(".md").write_text(report(result, command))
     print(report(result, command))

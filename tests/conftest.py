@@ -1,18 +1,14 @@
 from __future__ import annotations
 
 import os
-import socket
 import ssl
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import sentencepiece
 import torch
 
+from antiphon.client.local_server import LocalServer
 from antiphon.models.checkpoint import write_kyutai_folder
 from antiphon.models.configs import builtin_config
 from antiphon.models.loader import build_random
@@ -49,54 +45,13 @@ def small_checkpoint(tmp_path_factory, tokenizer_model) -> Path:
                                tokenizer_model)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class ServerProcess:
-    """`antiphon serve` in a subprocess on 127.0.0.1, as a user starts it."""
+class ServerProcess(LocalServer):
+    """`antiphon serve` in a subprocess on 127.0.0.1, as a user starts it; `model` None serves the
+    default model, as `antiphon serve` with no --model does."""
 
     def __init__(self, model: Path | None, *args: str, log: Path, tls: ssl.SSLContext | None = None) -> None:
-        """`model` None serves the default model, as `antiphon serve` with no --model does."""
-        self.port = free_port()
-        self.tls = tls
-        self.base = f"{'wss' if tls else 'ws'}://127.0.0.1:{self.port}"
-        self.http = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
-        self.log_path = log
-        self.log = open(log, "w")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "antiphon.server", "serve", *(["--model", str(model)] if model else []),
-             "--port", str(self.port), *args],
-            stdout=self.log, stderr=subprocess.STDOUT, env=env)
-        self._wait_ready()
-
-    def _wait_ready(self, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited:\n{self.log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(f"{self.http}/healthz", timeout=1, context=self.tls) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError(f"server not ready:\n{self.log_path.read_text()}")
-
-    def get(self, path: str) -> bytes:
-        with urllib.request.urlopen(f"{self.http}{path}", timeout=5, context=self.tls) as response:
-            return response.read()
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log.close()
+        super().__init__([*(["--model", str(model)] if model else []), *args], log=log, tls=tls,
+                         ready_seconds=120)
 
 
 @pytest.fixture(scope="module")

@@ -21,19 +21,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ...client.chat import FRAME_SECONDS, SAMPLE_RATE, chat_url, talk
+from ...client.local_server import LocalServer
 from ..data.dataset import Record, read_split
 from .recognizer import Recognizer, known_words, word_errors
 
@@ -107,43 +102,6 @@ def _silence_after(loudness: np.ndarray, since: float, until: float) -> float | 
     return None
 
 
-class ServerProcess:
-    """`antiphon serve` on a free local port, for the length of the evaluation."""
-
-    def __init__(self, model: str | None, slots: int) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        command = [sys.executable, "-m", "antiphon.server", "serve", "--port", str(self.port),
-                   "--slots", str(slots), "--idle-seconds", "60", "--log-level", "warning"]
-        if model:
-            command += ["--model", model]
-        self.process = subprocess.Popen(command, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited with status {self.process.returncode}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.5)
-        self.stop()
-        raise RuntimeError("the server did not become healthy within 300 s")
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-
-
 async def converse(url: str, records: list[Record], parallel: int, query: dict[str, str]) -> list:
     gate = asyncio.Semaphore(parallel)
 
@@ -165,10 +123,12 @@ async def converse(url: str, records: list[Record], parallel: int, query: dict[s
 def evaluate(args: argparse.Namespace) -> dict:
     records = list(read_split(args.data, args.split))[:args.conversations]
     query = dict(item.split("=", 1) for item in args.query.split("&") if item)
-    server = None if args.url else ServerProcess(args.model, args.parallel)
+    server = None if args.url else LocalServer(
+        [*(["--model", args.model] if args.model else []), "--slots", str(args.parallel), "--idle-seconds", "60",
+         "--log-level", "warning"])
     try:
         began = time.monotonic()
-        replies = asyncio.run(converse(args.url or server.url, records, args.parallel, query))
+        replies = asyncio.run(converse(args.url or server.base, records, args.parallel, query))
         talk_seconds = time.monotonic() - began
     finally:
         if server:
