@@ -146,7 +146,7 @@ def test_sigterm_drains_live_sessions_then_exits_cleanly(small_checkpoint, tmp_p
     assert reply.close_code == 1001
     assert 2.0 < len(reply.pcm) / 24000 < 6.0  # served through the grace period, then ended
     assert server.process.wait(15) == 0
-    server.log.close()
+    server.stop()  # already exited: this closes its log
 
 
 def test_tls(small_checkpoint, tmp_path):
