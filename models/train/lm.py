@@ -28,7 +28,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..configs import ANTIPHON_SMALL_LM
-from ..loader import lm_kwargs_of
+from ..loader import lm_kwargs_of, load_codec
 from .lm_data import END_OF_PADDING, PADDING, TokenSet, tokenize_split, train_tokenizer
 
 PADDING_TEXT_WEIGHT = 0.5  # padding dominates the monologue; words carry the answer
@@ -65,14 +65,13 @@ def prepare(args: argparse.Namespace, device: torch.device) -> None:
         return
     tokens.mkdir(parents=True, exist_ok=True)
     tokenizer = train_tokenizer(args.data, tokens / "tokenizer", args.vocab)
-    config = json.loads((args.codec / "mimi_config.json").read_text())
-    mimi = loaders.get_mimi(str(args.codec / "mimi.safetensors"), config, device=device, num_codebooks=8).eval()
+    mimi = load_codec(args.codec, device).eval()
     for split in ("train", "heldout"):
         tokenize_split(mimi, tokenizer, args.data, split, tokens / f"tokens-{split}.npz", device)
 
 
 def token_folder(args: argparse.Namespace) -> Path:
-    return getattr(args, "tokens", None) or args.out
+    return args.tokens or args.out
 
 
 class LMTrainer:
