@@ -66,6 +66,7 @@ def test_lm_training_runs_resumes_and_exports_a_loadable_model(dataset, tmp_path
     lm.run(args)
     log = [json.loads(line) for line in (args.out / "log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 3 and np.isfinite(log[-1]["heldout_semantic"])
+    assert 0 <= log[-1]["heldout_free_onset_accuracy"] <= 1  # the model decoded on its own
 
     resumed = lm.LMTrainer(argparse.Namespace(**{**vars(args), "resume": args.out / "train-state.pt"}))
     assert resumed.step == 3
@@ -103,3 +104,10 @@ def test_fresh_conversations_reach_a_running_training(dataset, tmp_path):
     assert trainer.train_set.refresh() == 3 and len(trainer.train_set) == first + 3
     assert lm_supply.next_chunk(args.out) == 2
     trainer.train_step(1.0)
+
+
+def test_reply_onsets_are_words_after_the_end_of_padding():
+    from antiphon.models.train.lm_probe import reply_onsets
+
+    text = np.array([PADDING, END_OF_PADDING, 40, 41, PADDING, PADDING, END_OF_PADDING, 42, END_OF_PADDING, 43])
+    assert reply_onsets(text) == [2, 7, 9]

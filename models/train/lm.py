@@ -30,8 +30,10 @@ from tqdm import tqdm
 from ..configs import ANTIPHON_SMALL_LM
 from ..loader import lm_kwargs_of, load_codec
 from .lm_data import END_OF_PADDING, PADDING, TokenSet, tokenize_split, train_tokenizer
+from .lm_probe import free_running_onset_accuracy
 
 PADDING_TEXT_WEIGHT = 0.5  # padding dominates the monologue; words carry the answer
+FREE_RUNNING_CONVERSATIONS = 32  # held-out conversations the model decodes on its own at each evaluation
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -160,6 +162,9 @@ class LMTrainer:
         for indices in batches:
             for name, value in self.losses(self.codes(self.heldout_set, indices)).items():
                 sums[name] = sums.get(name, 0.0) + value.item() / len(batches)
+        if not self.args.no_text:
+            sums["free_onset_accuracy"] = free_running_onset_accuracy(self.lm, self.heldout_set,
+                                                                      FREE_RUNNING_CONVERSATIONS)
         return {f"heldout_{name}": round(value, 4) for name, value in sums.items()}
 
     def save(self) -> None:
