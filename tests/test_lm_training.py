@@ -26,7 +26,8 @@ def run_args(dataset, tmp_path, **overrides) -> argparse.Namespace:
     return argparse.Namespace(**{
         "data": dataset, "codec": codec, "out": tmp_path / "run", "tokens": None, "resume": None,
         "no_text": False, "device": "cpu", "batch": 2, "max_frames": 60, "lr": 3e-4, "warmup": 5,
-        "minutes": 5.0, "steps": 0, "cooldown": 0.3, "vocab": 256, "seed": 0, **overrides})
+        "minutes": 5.0, "steps": 0, "cooldown": 0.3, "vocab": 256, "seed": 0, "agent_noise": 0.1,
+        **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +112,15 @@ def test_reply_onsets_are_words_after_the_end_of_padding():
 
     text = np.array([PADDING, END_OF_PADDING, 40, 41, PADDING, PADDING, END_OF_PADDING, 42, END_OF_PADDING, 43])
     assert reply_onsets(text) == [2, 7, 9]
+
+
+def test_agent_audio_noise_touches_only_the_agents_audio_tokens():
+    torch.manual_seed(0)
+    codes = torch.randint(0, 2048, (4, 17, 500))
+    codes[:, :, 450:] = -1  # padding after the end of a conversation
+    noisy = lm.corrupt_agent_audio(codes, 0.1, 2048)
+    changed = noisy != codes
+    assert not changed[:, 0].any() and not changed[:, 9:].any()  # text and the user's audio: as recorded
+    assert 0.08 < changed[:, 1:9, :450].float().mean() < 0.11  # ~10 % of the agent's (some draw the same)
+    assert (noisy[:, :, 450:] == -1).all() and (noisy >= -1).all() and (noisy < 2048).all()
+    assert lm.corrupt_agent_audio(codes, 0.0, 2048) is codes

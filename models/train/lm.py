@@ -56,6 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fraction of --minutes at the end over which the learning rate falls to 5%%")
     parser.add_argument("--vocab", type=int, default=ANTIPHON_SMALL_LM["text_card"],
                         help="most sentencepiece pieces (the LM's text_card)")
+    parser.add_argument("--agent-noise", type=float, default=0.1,
+                        help="share of the agent's audio tokens the model reads replaced by random ones")
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -106,9 +108,10 @@ class LMTrainer:
             codes[:, 0] = torch.where(codes[:, 0] == self.lm.zero_token_id, codes[:, 0], PADDING)
         return codes.to(self.device)
 
-    def losses(self, codes: torch.Tensor) -> dict[str, torch.Tensor]:
+    def losses(self, codes: torch.Tensor, inputs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Losses against `codes`, the model reading `inputs` (default: the same codes)."""
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            output = self.lm(codes)
+            output = self.lm(codes if inputs is None else inputs)
         text_target = codes[:, :1][output.text_mask]
         text_logits = output.text_logits[output.text_mask].float()
         per_token = nn.functional.cross_entropy(text_logits, text_target, reduction="none")
@@ -141,7 +144,8 @@ class LMTrainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.args.lr * learning_rate_scale * min(1.0, (self.step + 1) / self.args.warmup)
         indices = self.rng.integers(0, len(self.train_set), self.args.batch).tolist()
-        figures = self.losses(self.codes(self.train_set, indices))
+        codes = self.codes(self.train_set, indices)
+        figures = self.losses(codes, corrupt_agent_audio(codes, self.args.agent_noise, self.lm.card))
         # The ablation learns its text stream too, all padding, so that at inference it feeds itself the
         # padding it was trained on.
         total = figures["semantic"] + figures["acoustic"] + figures["text"]
@@ -172,6 +176,23 @@ class LMTrainer:
                    self.args.out / "train-state.pt")
         export_model(self.lm, self.config, self.args.codec, token_folder(self.args) / "tokenizer.model",
                      self.args.out / "model")
+
+
+def corrupt_agent_audio(codes: torch.Tensor, rate: float, card: int) -> torch.Tensor:
+    """The codes with a `rate` share of the agent's audio tokens (rows 1-8) replaced by random ones.
+
+    Served, the model reads back audio tokens it sampled itself, which differ from any recording; run 1,
+    trained on recordings only, answered 62 % of held-out reply onsets right when fed the recorded
+    agent audio and 19 % when fed its own (its text forced to the recording in both). Reading slightly
+    wrong audio in training teaches it not to lean on every token of its own voice. Targets stay clean."""
+    if rate <= 0:
+        return codes
+    agent = codes[:, 1:9]
+    noisy = torch.rand(agent.shape, device=codes.device) < rate
+    noisy &= agent != -1  # padding stays padding
+    corrupted = codes.clone()
+    corrupted[:, 1:9] = torch.where(noisy, torch.randint_like(agent, card), agent)
+    return corrupted
 
 
 def export_model(lm: nn.Module, config: dict, codec: Path, tokenizer: Path, folder: Path) -> None:
