@@ -58,7 +58,10 @@ class TurnScore:
     heard: list[str]
     latency_text: float | None
     latency_speech: float | None
-    yielded_after: float | None = None  # interruption turns: seconds from the interruption to silence
+    # interruption turns: whether the agent was speaking when the user cut in, and the seconds from the
+    # interruption to its silence
+    speaking_when_interrupted: bool = False
+    yielded_after: float | None = None
 
 
 def frame_rms(pcm: np.ndarray) -> np.ndarray:
@@ -85,6 +88,8 @@ def score_conversation(record: Record, pcm: np.ndarray, timed_text: list[tuple[i
                           latency_text=(said[0][0] - start) if said else None,
                           latency_speech=(onset - start) if onset is not None else None)
         if "interrupt" in turn:
+            cut_in = int(turn["interrupt_start"] / FRAME_SECONDS)
+            score.speaking_when_interrupted = bool((loudness[max(0, cut_in - 3):cut_in] >= SILENCE_RMS).any())
             score.yielded_after = _silence_after(loudness, turn["interrupt_start"], end)
         window = pcm[int(start * SAMPLE_RATE):int(end * SAMPLE_RATE)]
         scored.append((score, window, words))
@@ -158,7 +163,8 @@ def summarize(scores: list[TurnScore], talk_seconds: float, conversations: int) 
     with_text = [s for s in answered if s.monologue]
     agreement_errors = sum(word_errors(s.monologue, s.heard) for s in with_text)
     agreement_words = sum(len(s.monologue) for s in with_text)
-    interruptions = [s for s in scores if s.task == "interruption"]
+    # only an agent that was speaking when the user cut in can yield
+    interruptions = [s for s in scores if s.task == "interruption" and s.speaking_when_interrupted]
     yielded = [s.yielded_after for s in interruptions if s.yielded_after is not None
                and s.yielded_after <= YIELD_LIMIT]
 
@@ -178,6 +184,7 @@ def summarize(scores: list[TurnScore], talk_seconds: float, conversations: int) 
         "latency_text_median": median([s.latency_text for s in answered]),
         "latency_text_p90": _percentile([s.latency_text for s in answered], 90),
         "latency_speech_median": median([s.latency_speech for s in answered]),
+        "interruption_prompts": sum(s.task == "interruption" for s in scores),
         "interruptions": len(interruptions), "yielded": len(yielded),
         "yield_median": median(yielded),
         "turns": [vars(s) for s in scores],
@@ -200,11 +207,12 @@ def table(results: dict[str, dict]) -> str:
              "expected answer, read from the monologue (text) or from what pocketsphinx hears in the agent's "
              "audio (speech). Agreement: the recognizer's word error rate on the agent's audio against the "
              "monologue. Latency: user's last word to the agent's first monologue word (median, p90) and to "
-             "its speech onset (median). Interruption: the agent falls silent for 0.4 s within 1 s of the user "
-             "talking over it.", "",
+             "its speech onset (median). Interruption: of the interruptions that found the agent speaking "
+             "(audible in the 0.24 s before), how many it yielded, falling silent for 0.4 s within 1 s of the "
+             "user talking over it.", "",
              "| model | training budget | prompts | accuracy (text) | accuracy (speech) | agreement WER | "
-             "latency to first word (p50 / p90) | latency to speech (p50) | yields within 1 s (median) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "latency to first word (p50 / p90) | latency to speech (p50) | yields within 1 s (median) | interrupted while speaking |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for label, r in results.items():
         agreement = "-" if r["agreement_wer"] is None else f"{100 * r['agreement_wer']:.1f} %"
         text_accuracy = f"{100 * r['accuracy_text']:.1f} %" if r["latency_text_median"] is not None else "-"
@@ -213,7 +221,7 @@ def table(results: dict[str, dict]) -> str:
             f"{100 * r['accuracy_speech']:.1f} % | {agreement} | "
             f"{_seconds(r['latency_text_median'])} / {_seconds(r['latency_text_p90'])} | "
             f"{_seconds(r['latency_speech_median'])} | {r['yielded']}/{r['interruptions']} "
-            f"({_seconds(r['yield_median'])}) |")
+            f"({_seconds(r['yield_median'])}) | {r['interruptions']}/{r['interruption_prompts']} |")
     tasks = sorted({task for r in results.values() for task in r["by_task"]})
     lines += ["", "By task (accuracy text / speech):", "",
               "| model | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
