@@ -48,25 +48,30 @@ class LoadedModel:
 
 
 def load_model(spec: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
-               random_weights: bool = False, seed: int = 0) -> LoadedModel:
+               random_weights: bool = False, seed: int = 0, context: int | None = None) -> LoadedModel:
     """Load `spec`: a folder path, or a built-in configuration name (its shipped folder under weights/,
-    or random weights when `random_weights` is set)."""
+    or random weights when `random_weights` is set).
+
+    `context` overrides the LM's attention context in frames: a smaller one keeps less KV cache per
+    session, and changes the output only of sessions longer than it."""
+    if context is not None and context < 1:
+        raise ModelLoadError(f"a context of {context} frames: it must be at least 1")
     device = torch.device(device)
     dtype = dtype or default_dtype(device)
     path = Path(spec)
     if spec in BUILTIN_CONFIGS and not path.exists():
         shipped = WEIGHTS_DIR / spec
         if random_weights:
-            return _random_model(spec, device, dtype, seed)
+            return _random_model(spec, device, dtype, seed, context)
         if (shipped / "config.json").is_file():
-            return _load_folder(shipped, device, dtype, random_weights=False, seed=seed)
+            return _load_folder(shipped, device, dtype, random_weights=False, seed=seed, context=context)
         raise ModelLoadError(
             f"built-in configuration '{spec}' has no trained model in {shipped}: pass --model FOLDER with "
             f"a checkpoint in Kyutai's layout, or --random-weights for an untrained model")
     if not path.is_dir():
         names = ", ".join(sorted(BUILTIN_CONFIGS))
         raise ModelLoadError(f"{spec}: no such model folder, and not a built-in configuration ({names})")
-    return _load_folder(path, device, dtype, random_weights, seed)
+    return _load_folder(path, device, dtype, random_weights, seed, context)
 
 
 def default_dtype(device: torch.device) -> torch.dtype:
@@ -100,9 +105,9 @@ def _named_file(folder: Path, config: dict[str, Any], key: str, default: str | N
 
 
 def _load_folder(folder: Path, device: torch.device, dtype: torch.dtype,
-                 random_weights: bool, seed: int) -> LoadedModel:
+                 random_weights: bool, seed: int, context: int | None = None) -> LoadedModel:
     config_path = folder / "config.json"
-    config = _read_json(config_path)
+    config = _with_context(_read_json(config_path), context)
     lm_weights = _named_file(folder, config, "moshi_name", loaders.MOSHI_NAME)
     mimi_weights = _named_file(folder, config, "mimi_name", loaders.MIMI_NAME)
     tokenizer = _named_file(folder, config, "tokenizer_name", loaders.TEXT_TOKENIZER_NAME)
@@ -167,11 +172,16 @@ def _load_tokenizer(path: Path, text_card: int) -> TextPieces:
     return SentencePieceText(processor)
 
 
-def _random_model(name: str, device: torch.device, dtype: torch.dtype, seed: int) -> LoadedModel:
+def _random_model(name: str, device: torch.device, dtype: torch.dtype, seed: int,
+                  context: int | None) -> LoadedModel:
     lm_config, mimi_config = builtin_config(name)
-    mimi, lm = build_random(lm_config, mimi_config, device, dtype, seed)
+    mimi, lm = build_random(_with_context(lm_config, context), mimi_config, device, dtype, seed)
     _announce(name, random_weights=True)
     return LoadedModel(name, mimi, lm, TokenIdText(), untrained=True)
+
+
+def _with_context(config: dict[str, Any], context: int | None) -> dict[str, Any]:
+    return config if context is None else {**config, "context": context}
 
 
 def build_random(lm_config: dict[str, Any], mimi_config: dict[str, Any], device: torch.device | str = "cpu",

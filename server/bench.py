@@ -46,6 +46,7 @@ FRAME_MS = FRAME_SECONDS * 1000
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="test-small", help="a model folder or a built-in configuration")
     parser.add_argument("--random-weights", action="store_true")
+    parser.add_argument("--context-frames", type=int, help="the LM's attention context (default: the model's)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--sessions", default="1,2,4", help="comma-separated session counts")
     parser.add_argument("--seconds", type=float, default=12.0, help="audio each session streams per row")
@@ -181,7 +182,8 @@ def _measured(measure, model: LoadedModel, sessions: int, frames: np.ndarray, wa
 
 def sweep(args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
-    model = load_model(args.model, device=device, random_weights=args.random_weights)
+    model = load_model(args.model, device=device, random_weights=args.random_weights,
+                       context=args.context_frames)
     model.mimi.eval()
     weights_gib = _peak_gib(device)
     frames = speech_frames(args.seconds, int(model.mimi.frame_size))
@@ -193,6 +195,7 @@ def sweep(args: argparse.Namespace) -> dict:
         rows.append(row)
         print(_row_line(row), flush=True)
     return {"model": model.name, "device": _device_name(device), "torch": torch.__version__,
+            "context_frames": model.lm.transformer.layers[0].self_attn.context,
             "dtype": str(next(model.lm.parameters()).dtype).removeprefix("torch."),
             "weights_gib": weights_gib, "seconds": args.seconds, "warmup_frames": args.warmup_frames,
             "rows": rows}
@@ -232,7 +235,8 @@ def _row_line(row: dict) -> str:
 def report(result: dict, command: str) -> str:
     lines = [f"# Sessions per device: {result['model']} on {result['device']}", "",
              f"Command: `{command}`", "",
-             f"torch {result['torch']}, LM dtype {result['dtype']}, weights {_gib(result['weights_gib'])} GiB; "
+             f"torch {result['torch']}, LM dtype {result['dtype']}, weights {_gib(result['weights_gib'])} GiB, "
+             f"attention context {result['context_frames']} frames; "
              f"{result['seconds']:.0f} s of speech per session and row, the first {result['warmup_frames']} "
              f"frames not counted. Antiphon: the engine under the real scheduler, fed on the audio clock; "
              f"moshi: its LMGen + MimiModel stepped back to back at the same batch size.", "", HEADER]
@@ -260,6 +264,8 @@ def run_server(args: argparse.Namespace, sessions: int, pcm: np.ndarray) -> dict
 
     serve_args = ["--model", args.model, "--device", args.device, "--slots", str(sessions),
                   "--idle-seconds", "30", "--log-level", "warning"]
+    if args.context_frames:
+        serve_args += ["--context-frames", str(args.context_frames)]
     server = LocalServer(serve_args + (["--random-weights"] if args.random_weights else []))
     try:
         processes = max(1, min(args.client_processes, sessions))

@@ -37,7 +37,8 @@ def serve(args: argparse.Namespace) -> None:
         raise ServeError("--ssl-certfile and --ssl-keyfile go together")
     dtype = None if args.dtype == "auto" else getattr(torch, args.dtype)
     try:
-        model = load_model(args.model, device=device, dtype=dtype, random_weights=args.random_weights)
+        model = load_model(args.model, device=device, dtype=dtype, random_weights=args.random_weights,
+                           context=args.context_frames)
     except ModelLoadError as exc:
         raise ServeError(str(exc)) from None
     engine = Engine(model, args.slots)

@@ -69,3 +69,24 @@ def test_cli_reports_bad_model_in_one_line(tmp_path):
 def test_builtin_without_weights_points_to_the_way_out():
     with pytest.raises(ModelLoadError, match="--random-weights"):
         load_model("moshi-7b")
+
+
+def test_a_shorter_context_changes_only_what_lies_beyond_it(small_checkpoint):
+    """--context-frames keeps less KV cache a session: the first frames decode exactly as with the
+    model's own context, and the session goes on past the shorter one."""
+    import numpy as np
+
+    from antiphon.models.reference import frames_of, reference_run
+    from speech import seconds_of_speech
+
+    frames = frames_of(seconds_of_speech(4.0))  # 50 frames
+    full = reference_run(load_model(str(small_checkpoint)), frames)
+    short_model = load_model(str(small_checkpoint), context=16)
+    assert short_model.lm.transformer.layers[0].self_attn.context == 16
+    short = reference_run(short_model, frames)
+    assert len(short.text) == len(full.text) == len(frames) - 1
+    assert short.text[:15] == full.text[:15]
+    assert all(np.array_equal(a, b) for a, b in zip(short.audio[:15], full.audio[:15]))
+    assert short.text != full.text  # beyond the window, the model sees less
+    with pytest.raises(ModelLoadError, match="at least 1"):
+        load_model(str(small_checkpoint), context=0)
