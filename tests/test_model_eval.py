@@ -33,7 +33,7 @@ def test_answers_latency_and_yields_are_read_from_the_reply():
     speech(pcm, 10.4, 11.0)  # already quiet when the user cuts in: nothing to yield
     # the monologue: step s carries frame s - 1, so "seven" at step 25 sits at 1.92 s
     timed_text = [(25, " seven"), (56, " one"), (62, " two"), (68, " three"), (131, " two")]
-    scores = [score for score, _, _ in score_conversation(record(turns, 15), pcm, timed_text, set())]
+    scores = [score for score, _ in score_conversation(record(turns, 15), pcm, timed_text)]
     assert scores[0].monologue == ["seven"] and abs(scores[0].latency_text - 0.42) < 1e-6
     assert 0.42 - 0.08 <= scores[0].latency_speech <= 0.42  # at the resolution of an 80 ms frame
     assert scores[1].speaking_when_interrupted and abs(scores[1].yielded_after - 0.56) < 0.09

@@ -69,9 +69,9 @@ def frame_rms(pcm: np.ndarray) -> np.ndarray:
     return np.sqrt((pcm[:frames * 1920].reshape(frames, 1920) ** 2).mean(1)) if frames else np.zeros(0)
 
 
-def score_conversation(record: Record, pcm: np.ndarray, timed_text: list[tuple[int, str]],
-                       recognizer_sentences: set[str]) -> list[tuple[TurnScore, np.ndarray, list[str]]]:
-    """Each turn's monologue words, reply audio window and timings (recognition comes later)."""
+def score_conversation(record: Record, pcm: np.ndarray,
+                       timed_text: list[tuple[int, str]]) -> list[tuple[TurnScore, np.ndarray]]:
+    """Each turn's score (monologue words, timings; recognition comes later) and its reply audio."""
     turns = record.meta["turns"]
     loudness = frame_rms(pcm)
     pieces = [((step - 1) * FRAME_SECONDS, piece) for step, piece in timed_text]
@@ -81,7 +81,6 @@ def score_conversation(record: Record, pcm: np.ndarray, timed_text: list[tuple[i
         end = turns[index + 1]["user_start"] if index + 1 < len(turns) else len(pcm) / SAMPLE_RATE
         said = [(at, piece) for at, piece in pieces if start <= at < end]
         words = "".join(piece for _, piece in said).split()
-        recognizer_sentences.add(" ".join(words))
         onset = next((i * FRAME_SECONDS for i in range(int(np.ceil(start / FRAME_SECONDS)), min(len(loudness),
                       int(end / FRAME_SECONDS))) if loudness[i] >= SILENCE_RMS), None)
         score = TurnScore(turn["task"], turn["answer"].split(), words, [],
@@ -92,7 +91,7 @@ def score_conversation(record: Record, pcm: np.ndarray, timed_text: list[tuple[i
             score.speaking_when_interrupted = bool((loudness[max(0, cut_in - 3):cut_in] >= SILENCE_RMS).any())
             score.yielded_after = _silence_after(loudness, turn["interrupt_start"], end)
         window = pcm[int(start * SAMPLE_RATE):int(end * SAMPLE_RATE)]
-        scored.append((score, window, words))
+        scored.append((score, window))
     return scored
 
 
@@ -141,14 +140,15 @@ def evaluate(args: argparse.Namespace) -> dict:
     sentences = {turn["agent"] for record in records for turn in record.meta["turns"]}
     turns = []
     for record, reply in zip(records, replies):
-        turns += score_conversation(record, reply.pcm, reply.timed_text, sentences)
+        turns += score_conversation(record, reply.pcm, reply.timed_text)
+    sentences |= {" ".join(score.monologue) for score, _ in turns}
     # Monologue sentences join the grammar so that the recognizer can hear what the agent meant to say,
     # not only what the script wanted; pieces outside its dictionary cannot be spoken sentences.
     known = known_words()
     recognizer = Recognizer(sorted(s for s in sentences if s and set(s.replace(",", "").split()) <= known))
-    for score, window, _ in turns:
+    for score, window in turns:
         score.heard = recognizer.transcribe(window) if len(window) else []
-    return summarize([score for score, _, _ in turns], talk_seconds, len(records))
+    return summarize([score for score, _ in turns], talk_seconds, len(records))
 
 
 def _begins_with(words: list[str], expected: list[str]) -> bool:
