@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Sessions per GPU: `antiphon bench` on the Moshi 7B configuration (random bf16 weights), on a lent H200
-# (the device tool; carry .carry/wheels: moshi and sphn wheels for the device's Python):
-#   bash benchmarks/gpu_sessions.sh 1,8,32,64 SECONDS
+# Sessions per GPU on a lent H200 (the device tool; carry .carry/wheels: moshi, sphn and websockets
+# wheels for the device's Python), the Moshi 7B configuration with random bf16 weights:
+#   bash benchmarks/gpu_sessions.sh SESSIONS SECONDS [NAME] [ANTIPHON-BENCH-OPTIONS...]
+# e.g. `gpu_sessions.sh 1,8,32,64 8` (the engine beside moshi's modules), `gpu_sessions.sh 96,128 8
+# gpu_sessions_1500 --context-frames 1500`, `gpu_sessions.sh 1,8,32 8 gpu_server --server
+# --client-processes 12` (the full server and WebSocket clients).
 set -euo pipefail
 sessions=${1:-1,8,32,64}
 seconds=${2:-8}
+name=${3:-gpu_sessions}
+shift 3 || shift $#
 python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .carry/wheels/*.whl
 mkdir -p /tmp/pkg/antiphon
 for room in server models client; do ln -sfn "$PWD/$room" /tmp/pkg/antiphon/$room; done
 export PYTHONPATH=/tmp/site:/tmp/pkg PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader
 python3 -m antiphon.server bench --model moshi-7b --random-weights --device cuda --sessions "$sessions" \
-  --seconds "$seconds" --out "${OUT:-benchmarks/results}/gpu_sessions"
+  --seconds "$seconds" --out "${OUT:-benchmarks/results}/$name" "$@"
