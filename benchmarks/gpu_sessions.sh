@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Sessions per GPU on a lent H200 (the device tool; carry .carry/wheels: moshi, sphn and websockets
-# wheels for the device's Python), the Moshi 7B configuration with random bf16 weights:
+# Sessions per GPU on a lent H200 (the device tool), the Moshi 7B configuration with random bf16 weights.
+# Carry .carry/wheels (moshi, sphn, websockets for the device's Python 3.12) and, for --server,
+# .carry/wheels-server (fastapi, starlette, uvicorn, pydantic, pydantic-core, typing-inspection,
+# annotated-types, click: `pip download --no-deps --only-binary=:all: --python-version 3.12 ...`).
 #   bash benchmarks/gpu_sessions.sh SESSIONS SECONDS [NAME] [ANTIPHON-BENCH-OPTIONS...]
 # e.g. `gpu_sessions.sh 1,8,32,64 8` (the engine beside moshi's modules), `gpu_sessions.sh 96,128 8
 # gpu_sessions_1500 --context-frames 1500`, `gpu_sessions.sh 1,8,32 8 gpu_server --server
@@ -10,7 +12,9 @@ sessions=${1:-1,8,32,64}
 seconds=${2:-8}
 name=${3:-gpu_sessions}
 shift 3 || shift $#
-python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .carry/wheels/*.whl
+shopt -s nullglob
+python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .carry/wheels/*.whl \
+  .carry/wheels-server/*.whl
 mkdir -p /tmp/pkg/antiphon
 for room in server models client; do ln -sfn "$PWD/$room" /tmp/pkg/antiphon/$room; done
 export PYTHONPATH=/tmp/site:/tmp/pkg PYTHONUNBUFFERED=1
