@@ -8,6 +8,12 @@ FROM ${BASE_IMAGE}
 # Optional: a folder of wheels (mounted into the build) for offline or air-gapped builds.
 ARG PIP_FIND_LINKS=""
 
+# libopus: the server codes every session's Ogg Opus through it (ctypes, off the event loop). The
+# distribution's current build is the right one for the base, so its version is not pinned.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libopus0 \
+    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --gid 10001 antiphon \
     && useradd --create-home --uid 10001 --gid 10001 antiphon \
     && mkdir -p /opt/antiphon /weights \

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs Antiphon into ./.venv.   ./install.sh          the server and clients
+# Installs Antiphon into ./.venv.   ./install.sh          the server and clients (and from Debian:
+#                                                         libopus0, the server's Opus codec, if missing)
 #                                   ./install.sh --test   also the test tools, and from Debian: espeak-ng
 #                                                         (test speech), chromium (browser tests),
 #                                                         libportaudio2 (the mic demo's audio library)
@@ -13,8 +14,14 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+apt_install() {
+  local sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  $sudo apt-get update -q && $sudo apt-get install -y -q "$@"
+}
+
 extras=""
 venv_flags=()
+ldconfig -p | grep -q libopus.so.0 || apt_install libopus0
 if [[ "${1:-}" == "--system-packages" ]]; then
   venv_flags=(--system-site-packages)
 fi
@@ -25,8 +32,7 @@ if [[ "${1:-}" == "--test" ]]; then
   command -v chromium >/dev/null || missing+=(chromium)
   ldconfig -p | grep -q libportaudio.so.2 || missing+=(libportaudio2)
   if (( ${#missing[@]} )); then
-    sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
-    $sudo apt-get update -q && $sudo apt-get install -y -q "${missing[@]}"
+    apt_install "${missing[@]}"
   fi
 fi
 

@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import secrets
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import sphn
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from . import protocol
 from .access import AccessPolicy
 from .lifecycle import Lifecycle
 from .metrics import Metrics
+from .ogg_opus import OggOpusReader, OggOpusWriter
 from .params import SamplingParams
 from .protocol import CloseCode, Kind, ProtocolError
 from .scheduler import Scheduler, SlotLink, SlotOutput
@@ -49,6 +51,10 @@ class ServerContext:
     defaults: SamplingParams = field(default_factory=SamplingParams)
     access: AccessPolicy = field(default_factory=AccessPolicy)
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    # Opus encoding and decoding, off the event loop: libopus runs without the GIL, so sessions' audio
+    # is coded on all cores while the loop serves the sockets.
+    codec_threads: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="antiphon-opus"))
 
 
 class SessionLog(logging.LoggerAdapter):
@@ -166,7 +172,7 @@ class Session:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _receive(self, link: SlotLink) -> None:
-        reader = sphn.OpusStreamReader(self.sample_rate)
+        reader = OggOpusReader()
         pending = np.zeros(0, dtype=np.float32)
         last_audio = time.monotonic()
         window_start, window_count = last_audio, 0
@@ -194,7 +200,8 @@ class Session:
             if kind is not Kind.AUDIO:
                 continue  # control actions and pings keep no state here
             try:
-                pcm = reader.append_bytes(payload)
+                pcm = await self._loop.run_in_executor(self.context.codec_threads, reader.append_bytes,
+                                                       payload)
             except ValueError as exc:
                 raise ProtocolError(f"audio is not a valid Ogg Opus stream ({exc})",
                                     CloseCode.INVALID_PAYLOAD) from None
@@ -214,10 +221,10 @@ class Session:
                 await asyncio.sleep(self.scheduler.frame_seconds / 4)
 
     async def _send(self) -> None:
-        writer = sphn.OpusStreamWriter(self.sample_rate)
+        writer = OggOpusWriter()
         while True:
             output = await self._outbox.get()
-            ogg = writer.append_pcm(output.pcm)
+            ogg = await self._loop.run_in_executor(self.context.codec_threads, writer.append_pcm, output.pcm)
             if len(ogg):
                 await self.ws.send_bytes(protocol.audio(ogg))
             if output.text:
