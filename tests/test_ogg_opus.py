@@ -57,3 +57,21 @@ def test_a_stream_without_opus_headers_is_refused(speech_pcm):
     head_and_tags = len(OggOpusWriter().append_pcm(np.zeros(0, dtype=np.float32)))
     with pytest.raises(ValueError, match="OpusHead"):
         OggOpusReader().append_bytes(pages[head_and_tags:])
+
+
+def test_ogg_checksum_is_the_one_the_format_defines():
+    from antiphon.server.ogg_opus import ogg_crc
+
+    def by_definition(data: bytes) -> int:  # polynomial 0x04c11db7, MSB first, initial 0, no final xor
+        crc = 0
+        for byte in data:
+            crc ^= byte << 24
+            for _ in range(8):
+                crc = ((crc << 1) ^ 0x04C11DB7) & 0xFFFFFFFF if crc & 0x80000000 else (crc << 1) & 0xFFFFFFFF
+        return crc
+
+    rng = np.random.default_rng(0)
+    for size in (0, 1, 27, 255, 1000):
+        data = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+        assert ogg_crc(data) == by_definition(data)
+    assert ogg_crc(b"OggS") == by_definition(b"OggS") != 0
