@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from ..configs import ANTIPHON_SMALL_LM
 from ..loader import lm_kwargs_of, load_codec
-from .lm_data import END_OF_PADDING, PADDING, TokenSet, tokenize_split, train_tokenizer
+from .lm_data import PADDING, TokenSet, is_word, tokenize_split, train_tokenizer, word_onsets
 from .lm_probe import free_running_onset_accuracy
 
 PADDING_TEXT_WEIGHT = 0.5  # padding dominates the monologue; words carry the answer
@@ -115,8 +115,8 @@ class LMTrainer:
         text_target = codes[:, :1][output.text_mask]
         text_logits = output.text_logits[output.text_mask].float()
         per_token = nn.functional.cross_entropy(text_logits, text_target, reduction="none")
-        is_word = (text_target != PADDING) & (text_target != END_OF_PADDING)
-        weights = torch.where(is_word, 1.0, PADDING_TEXT_WEIGHT)
+        words = is_word(text_target)
+        weights = torch.where(words, 1.0, PADDING_TEXT_WEIGHT)
         figures = {"text": (per_token * weights).sum() / weights.sum()}
         audio_target = codes[:, 1:1 + self.lm.dep_q]
         per_codebook = []
@@ -129,12 +129,10 @@ class LMTrainer:
         if not self.args.no_text:
             with torch.no_grad():
                 correct = text_logits.argmax(-1) == text_target
-                figures["word_accuracy"] = correct[is_word].float().mean()
+                figures["word_accuracy"] = correct[words].float().mean()
                 # the first token of a word after silence: mostly the first word of a reply, where the
                 # answer is decided (the tokens after it mostly follow from it)
-                row = codes[:, 0]
-                onset = (row != PADDING) & (row != END_OF_PADDING) & (row.roll(1, dims=1) == END_OF_PADDING)
-                onset = onset[output.text_mask[:, 0]]
+                onset = word_onsets(codes[:, 0])[output.text_mask[:, 0]]
                 if onset.any():
                     figures["onset_accuracy"] = correct[onset].float().mean()
         return figures

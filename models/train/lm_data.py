@@ -29,6 +29,20 @@ END_OF_PADDING = 0
 PADDING = 3
 
 
+def is_word(tokens):
+    """Which monologue tokens are words (neither padding nor its end), for numpy arrays and tensors."""
+    return (tokens != PADDING) & (tokens != END_OF_PADDING)
+
+
+def word_onsets(text):
+    """Which frames of monologue rows (..., frames) start a stretch of speech: a word right after the
+    end-of-padding token, as each reply's first word is aligned. Numpy arrays and tensors alike."""
+    onsets = is_word(text)
+    onsets[..., 0] = False
+    onsets[..., 1:] &= text[..., :-1] == END_OF_PADDING
+    return onsets
+
+
 def corpus_sentences(root: Path, split: str = "train") -> list[str]:
     """Every sentence of both sides, as the alignment spells it (lower case, no punctuation)."""
     sentences = []

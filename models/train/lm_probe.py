@@ -14,15 +14,14 @@ import torch
 from moshi.models.lm import LMGen, LMModel
 from moshi.utils.compile import no_cuda_graph
 
-from .lm_data import END_OF_PADDING, PADDING, TokenSet
+from .lm_data import PADDING, TokenSet, is_word, word_onsets
 
 WINDOW = 2  # frames either side of the recorded onset
 
 
 def reply_onsets(text: np.ndarray) -> list[int]:
     """Frames where a word follows the end-of-padding token: the start of each stretch of speech."""
-    return [s for s in range(1, len(text)) if text[s] not in (PADDING, END_OF_PADDING)
-            and text[s - 1] == END_OF_PADDING]
+    return np.flatnonzero(word_onsets(text)).tolist()
 
 
 @torch.no_grad()
@@ -47,7 +46,7 @@ def free_running_onset_accuracy(lm: LMModel, token_set: TokenSet, conversations:
     for row, codes in enumerate(chosen):
         for onset in reply_onsets(codes[0]):
             window = text[row, max(0, onset - WINDOW):onset + WINDOW + 1]
-            words = [token for token in window if token not in (PADDING, END_OF_PADDING)]
+            words = window[is_word(window)]
             total += 1
-            right += bool(words) and words[0] == codes[0, onset]
+            right += bool(len(words)) and words[0] == codes[0, onset]
     return right / max(total, 1)
