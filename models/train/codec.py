@@ -27,6 +27,7 @@ from tqdm import tqdm
 from ..configs import ANTIPHON_SMALL_MIMI
 from .audio_losses import MultiScaleMel
 from .codec_data import CropSampler, build_inventory, load_tracks
+from .schedule import cooldown_scale
 
 WEIGHTS = {"mel": 1.0, "waveform": 0.1, "commitment": 1.0, "phoneme": 0.5}
 
@@ -120,14 +121,6 @@ def export_codec(mimi, folder: Path) -> None:
     state = {key: value.detach().contiguous().cpu() for key, value in mimi.state_dict().items()}
     save_file(state, str(folder / "mimi.safetensors"))
     (folder / "mimi_config.json").write_text(json.dumps(ANTIPHON_SMALL_MIMI, indent=2))
-
-
-def cooldown_scale(seconds_left: float, cooldown_seconds: float) -> float:
-    """Full learning rate until the last `cooldown_seconds`, then linearly down to 5 %: a time-boxed
-    run still ends on a low learning rate, which is where most of the final quality comes from."""
-    if cooldown_seconds <= 0 or seconds_left >= cooldown_seconds:
-        return 1.0
-    return 0.05 + 0.95 * max(seconds_left, 0.0) / cooldown_seconds
 
 
 def run(args: argparse.Namespace) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ from ..configs import ANTIPHON_SMALL_LM
 from ..loader import lm_kwargs_of, load_codec
 from .lm_data import PADDING, TokenSet, is_word, tokenize_split, train_tokenizer, word_onsets
 from .lm_probe import free_running_onset_accuracy
+from .schedule import cooldown_scale
 
 PADDING_TEXT_WEIGHT = 0.5  # padding dominates the monologue; words carry the answer
 FREE_RUNNING_CONVERSATIONS = 32  # held-out conversations the model decodes on its own at each evaluation
@@ -209,13 +209,6 @@ def _half(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             for key, value in state.items()}
 
 
-def learning_rate_scale(seconds_left: float, cooldown_seconds: float) -> float:
-    """Full rate until the last `cooldown_seconds` of the run, then a cosine down to 5 %."""
-    if cooldown_seconds <= 0 or seconds_left >= cooldown_seconds:
-        return 1.0
-    return 0.05 + 0.95 * 0.5 * (1 - math.cos(math.pi * max(seconds_left, 0.0) / cooldown_seconds))
-
-
 def run(args: argparse.Namespace) -> None:
     # moshi compiles a few helpers (norms, gating) with torch.compile; some torch releases' compiled
     # backward of them returns gradients of the wrong shape, so training runs them eagerly.
@@ -233,7 +226,8 @@ def _train(args: argparse.Namespace) -> None:
             tqdm(initial=trainer.step, total=min(args.steps, trainer.step + 10**6), unit="step",
                  desc="lm", dynamic_ncols=True) as bar:
         while trainer.step < args.steps and time.monotonic() < deadline:
-            figures = trainer.train_step(learning_rate_scale(deadline - time.monotonic(), budget * args.cooldown))
+            scale = cooldown_scale(deadline - time.monotonic(), budget * args.cooldown, cosine=True)
+            figures = trainer.train_step(scale)
             for name, value in figures.items():
                 averages.setdefault(name, []).append(value)
             bar.update(1)
