@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import sphn
 import torch
-from moshi.models.lm import LMGen
 
 from antiphon.models.loader import load_model
+from antiphon.server.bench import run_reference
 from antiphon.server.engine import Engine
 from antiphon.server.params import SamplingParams
 
@@ -62,23 +62,6 @@ def time_engine(engine: Engine, frames: np.ndarray, sessions: int, warmup: int) 
     return times
 
 
-@torch.no_grad()
-def time_reference(model, frames: np.ndarray, sessions: int, warmup: int) -> list[float]:
-    lm_gen = LMGen(model.lm, temp=0.8, temp_text=0.7)
-    times = []
-    with model.mimi.streaming(sessions), lm_gen.streaming(sessions):
-        for index, frame in enumerate(frames):
-            batch = torch.from_numpy(np.repeat(frame[None, None], sessions, axis=0))
-            started = time.perf_counter()
-            codes = model.mimi.encode(batch)
-            tokens = lm_gen.step(codes)
-            if tokens is not None:
-                model.mimi.decode(tokens[:, 1:]).cpu()
-            if index >= warmup:
-                times.append(time.perf_counter() - started)
-    return times
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="test-small")
@@ -93,8 +76,9 @@ def main() -> None:
     for sessions in counts:
         engine = Engine(load_model(args.model, random_weights=True), slots=sessions)
         ours = percentiles(time_engine(engine, frames, sessions, args.warmup))
-        reference = percentiles(time_reference(load_model(args.model, random_weights=True), frames, sessions,
-                                               args.warmup))
+        reference_ms = run_reference(load_model(args.model, random_weights=True), sessions, frames,
+                                     args.warmup)["frame_ms"]
+        reference = reference_ms["p50"], reference_ms["p99"]
         rows.append({"sessions": sessions, "antiphon_p50_ms": ours[0], "antiphon_p99_ms": ours[1],
                      "moshi_p50_ms": reference[0], "moshi_p99_ms": reference[1],
                      "ratio_p50": ours[0] / reference[0], "real_time": ours[1] < FRAME_MS})

@@ -97,7 +97,7 @@ def run_engine(model: LoadedModel, sessions: int, frames: np.ndarray, warmup: in
     timed = TimedEngine(engine)
     scheduler = Scheduler(timed, Metrics(sessions))  # type: ignore[arg-type]
     sent: list[dict[int, float]] = [{} for _ in range(sessions)]
-    latencies: list[float] = []
+    latencies: list[tuple[int, float]] = []  # (the session's step, seconds from inbox to reply)
     lock = threading.Lock()
 
     def deliver_for(session: int):
@@ -124,7 +124,7 @@ def run_engine(model: LoadedModel, sessions: int, frames: np.ndarray, warmup: in
         time.sleep(0.01)
     time.sleep(2 * FRAME_SECONDS)
     scheduler.stop()
-    late = scheduler.metrics.late_frames._value.get()
+    late = scheduler.metrics.registry.get_sample_value("antiphon_late_frames_total") or 0
     engine.close()
     ticks = timed.step_seconds[1:][warmup:]  # the first tick joins every session
     counted = [seconds for step, seconds in latencies if step >= warmup]
