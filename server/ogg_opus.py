@@ -79,7 +79,7 @@ class OggOpusWriter:
         _LIB.opus_encoder_ctl(ctypes.c_void_p(self._encoder), _GET_LOOKAHEAD, ctypes.byref(lookahead))
         self._pre_skip = lookahead.value * GRANULE_RATE // SAMPLE_RATE
         self._serial = serial
-        self._sequence = 0
+        self._sequence = 2  # the audio pages follow the two header pages
         self._granule = self._pre_skip
         self._pending = np.zeros(0, dtype=np.float32)
         self._out = ctypes.create_string_buffer(_MAX_PACKET_BYTES)
@@ -89,9 +89,7 @@ class OggOpusWriter:
         head = struct.pack("<8sBBHIhB", b"OpusHead", 1, 1, self._pre_skip, SAMPLE_RATE, 0, 0)
         vendor = b"antiphon"
         tags = b"OpusTags" + struct.pack("<I", len(vendor)) + vendor + struct.pack("<I", 0)
-        pages = _page(self._serial, 0, 0, head, header_type=0x02) + _page(self._serial, 1, 0, tags)
-        self._sequence = 2
-        return pages
+        return _page(self._serial, 0, 0, head, header_type=0x02) + _page(self._serial, 1, 0, tags)
 
     def append_pcm(self, pcm: np.ndarray) -> bytes:
         """Encode what fills whole 20 ms packets; return the pages made (the headers come first)."""
@@ -107,7 +105,7 @@ class OggOpusWriter:
             if size < 0:
                 raise RuntimeError(f"opus_encode_float failed ({size})")
             self._granule += PACKET_SAMPLES * GRANULE_RATE // SAMPLE_RATE
-            pages.append(_page(self._serial, self._sequence, self._granule, self._out.raw[:size]))
+            pages.append(_page(self._serial, self._sequence, self._granule, self._out[:size]))
             self._sequence += 1
         return b"".join(pages)
 
