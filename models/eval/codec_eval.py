@@ -20,6 +20,7 @@ from moshi.models.compression import MimiModel
 
 from ..data.dataset import Record, read_split
 from ..loader import load_codec
+from ..reference import frames_of
 from ..train.audio_losses import mel_distance_db
 from .recognizer import Recognizer, word_errors
 
@@ -41,12 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 @torch.no_grad()
 def stream_through(mimi: MimiModel, pcm: np.ndarray) -> np.ndarray:
     """Encode and decode one track 80 ms at a time, as a session does."""
-    usable = len(pcm) // FRAME * FRAME
     out = []
     with mimi.streaming(1):
-        for start in range(0, usable, FRAME):
-            frame = torch.from_numpy(pcm[start:start + FRAME])[None, None]
-            out.append(mimi.decode(mimi.encode(frame))[0, 0].numpy())
+        for frame in frames_of(pcm):
+            out.append(mimi.decode(mimi.encode(torch.from_numpy(frame)[None, None]))[0, 0].numpy())
     return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
 
@@ -55,12 +54,10 @@ def utterances(record: Record, side: str) -> list[tuple[str, float, float]]:
     words = record.meta[f"{side}_words"]
     sentences = []
     for turn in record.meta["turns"]:
-        spans = [("user_start", "user_end")] if side == "user" else [("agent_start", "agent_end")]
-        for start_key, end_key in spans:
-            start, end = turn[start_key], turn[end_key]
-            said = [w for w in words if start - 1e-3 <= w["start"] and w["end"] <= end + 1e-3]
-            if said:
-                sentences.append((" ".join(w["text"] for w in said), said[0]["start"], said[-1]["end"]))
+        start, end = turn[f"{side}_start"], turn[f"{side}_end"]
+        said = [w for w in words if start - 1e-3 <= w["start"] and w["end"] <= end + 1e-3]
+        if said:
+            sentences.append((" ".join(w["text"] for w in said), said[0]["start"], said[-1]["end"]))
     return sentences
 
 
