@@ -9,13 +9,16 @@ import numpy as np
 import pytest
 import torch
 from moshi.models import loaders
+from moshi.models.lm import LMGen
+from moshi.utils.compile import no_cuda_graph
 
-from antiphon.models.configs import ANTIPHON_SMALL_MIMI
+from antiphon.models.configs import ANTIPHON_SMALL_LM, ANTIPHON_SMALL_MIMI
 from antiphon.models.data.dataset import generate, read_split
-from antiphon.models.loader import load_model
+from antiphon.models.loader import lm_kwargs_of, load_codec, load_model
 from antiphon.models.train import lm
 from antiphon.models.train.codec import export_codec
-from antiphon.models.train.lm_data import END_OF_PADDING, FRAME_RATE, PADDING, align_text, train_tokenizer
+from antiphon.models.train.lm_data import (END_OF_PADDING, FRAME_RATE, PADDING, align_text, encode_tracks,
+                                           train_tokenizer)
 
 
 def run_args(dataset, tmp_path, **overrides) -> argparse.Namespace:
@@ -124,3 +127,51 @@ def test_agent_audio_noise_touches_only_the_agents_audio_tokens():
     assert 0.08 < changed[:, 1:9, :450].float().mean() < 0.11  # ~10 % of the agent's (some draw the same)
     assert (noisy[:, :, 450:] == -1).all() and (noisy >= -1).all() and (noisy < 2048).all()
     assert lm.corrupt_agent_audio(codes, 0.0, 2048) is codes
+
+
+@torch.no_grad()
+def test_a_served_step_reads_what_training_reads_at_that_position():
+    """Step t of moshi's LMGen, fed user row t - 1 of a token file (the microphone frame that arrived by
+    then) and the recorded monologue and agent audio so far, predicts the monologue exactly as training
+    does at position t: a model learns under the conditions it is served in."""
+    torch.manual_seed(0)
+    model = loaders.get_moshi_lm(None, lm_kwargs=lm_kwargs_of(ANTIPHON_SMALL_LM), device="cpu",
+                                 dtype=torch.float32).eval()
+    frames = 12
+    codes = torch.randint(0, 2048, (2, 17, frames))
+    codes[:, 0] = torch.randint(4, 256, (2, frames))
+    trained = model(codes).text_logits[:, 0]                       # [B, frames, card]
+
+    served = []
+    lm_gen = LMGen(model, use_sampling=False)
+    delays = model.delays[1:1 + model.dep_q]
+
+    def force_recorded_text(logits: torch.Tensor) -> None:
+        served.append(logits[:, 0, 0].clone())
+        logits.fill_(-1e9)
+        logits[torch.arange(2), 0, 0, codes[:, 0, len(served) - 1]] = 0
+
+    lm_gen.on_text_logits_hook = force_recorded_text
+    with no_cuda_graph(), lm_gen.streaming(2):
+        for t in range(frames):
+            agent = torch.stack([codes[:, 1 + k, max(t - delay, 0)] for k, delay in enumerate(delays)], 1)
+            lm_gen.step(codes[:, 9:17, max(t - 1, 0), None], depformer_replace_tokens=agent[:, :, None])
+    # the last delayed positions of training see initial tokens where serving sees the recording: compare
+    # the positions before the largest delay bites
+    checked = frames - max(delays)
+    torch.testing.assert_close(torch.stack(served, 1)[:, :checked], trained[:, :checked], rtol=1e-4, atol=1e-4)
+
+
+def test_token_files_hold_the_users_audio_one_frame_ahead(dataset, tmp_path):
+    args = run_args(dataset, tmp_path, steps=0)
+    lm.prepare(args, torch.device("cpu"))
+    tokens = np.load(args.out / "tokens-heldout.npz")
+    codes, offsets = tokens["codes"].astype(np.int64), tokens["offsets"]
+    records = list(read_split(dataset, "heldout"))
+    codec = load_codec(args.codec, torch.device("cpu")).eval()
+    for index, (user, agent) in enumerate(zip(
+            encode_tracks(codec, [r.tracks["user"] for r in records], torch.device("cpu")),
+            encode_tracks(codec, [r.tracks["agent"] for r in records], torch.device("cpu")))):
+        conversation = codes[:, offsets[index]:offsets[index + 1]]
+        assert (conversation[1:9] == agent).all()
+        assert (conversation[9:17, :-1] == user[:, 1:]).all() and (conversation[9:17, -1] == user[:, -1]).all()

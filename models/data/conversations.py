@@ -27,7 +27,8 @@ VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f4", "f
 # Held out: every voice of one accent, and a few variants in every accent.
 HELD_OUT_ACCENTS = {"en-gb-x-gbcwmd"}
 HELD_OUT_VARIANTS = {"m6", "f5", "Annie", "Michael", "iven", "grandpa"}
-REPLY_GAP = (0.2, 0.8)          # seconds from the user's last word to the agent's first
+REPLY_GAP = (0.25, 0.45)        # seconds from the user's last word to the agent's first: a narrow band, so
+                                # that the agent's turn-taking has a frame that decoding can learn to prefer
 TURN_GAP = (0.4, 1.2)           # seconds from the agent's last word to the user's next turn
 LEAD_SILENCE = (0.3, 2.5)       # seconds before the user's first word: sessions start with a pause
 TAIL_SILENCE = (0.5, 2.0)       # seconds after the last word: the agent stays quiet once done

@@ -4,7 +4,8 @@ Row 0 is the agent's inner monologue with Moshi's alignment: each word's sentenc
 frame where the word starts in the agent's audio, the end-of-padding token just before a word that
 follows silence, the padding token elsewhere. Rows 1-8 are the agent's codec tokens, rows 9-16 the
 user's, from the small codec run over each whole track (its causal encoder gives the tokens a streaming
-encoder gives).
+encoder gives), one frame ahead of the other rows: moshi's LMGen reads the user's frame t in the same step
+as the model's own frame t - 1 (the microphone frame that just arrived), so training pairs them alike.
 
 A split is stored as `tokens-SPLIT.npz`: `codes` (int16, 17 x all frames end to end), `offsets`. More
 training conversations can arrive while a run trains, as `tokens-train-K.npz` (`antiphon train lm-data`).
@@ -119,7 +120,8 @@ def tokenize_split(mimi: MimiModel, tokenizer: sentencepiece.SentencePieceProces
     streams = []
     for record, agent, user in zip(records, agents, users):
         text = align_text(record.meta["agent_words"], agent.shape[1], tokenizer)
-        streams.append(np.concatenate([text[None].astype(np.int16), agent, user]))
+        user_ahead = np.concatenate([user[:, 1:], user[:, -1:]], axis=1)
+        streams.append(np.concatenate([text[None].astype(np.int16), agent, user_ahead]))
     offsets = np.concatenate([[0], np.cumsum([s.shape[1] for s in streams])]).astype(np.int64)
     partial = path.with_name(path.stem + ".partial.npz")  # a reader never sees half a file
     np.savez(partial, codes=np.concatenate(streams, axis=1), offsets=offsets,

@@ -30,10 +30,12 @@ def free_running_onset_accuracy(lm: LMModel, token_set: TokenSet, conversations:
     chosen = token_set.conversations[:conversations]
     frames = max(c.shape[1] for c in chosen)
     device = next(lm.parameters()).device
+    # Step t reads user row t - 1, which holds the microphone frame that arrived by step t (lm_data);
+    # step 0 reads none (moshi's initial token).
     user = np.zeros((len(chosen), 8, frames), dtype=np.int64)
     for row, codes in enumerate(chosen):
-        user[row, :, :codes.shape[1]] = codes[9:17]
-        user[row, :, codes.shape[1]:] = codes[9:17, -1:]  # hold the last frame past the end
+        user[row, :, 1:codes.shape[1] + 1] = codes[9:17, :frames - 1]
+        user[row, :, codes.shape[1] + 1:] = codes[9:17, -1:]  # hold the last frame past the end
     lm_gen = LMGen(lm, use_sampling=False)
     text = np.full((len(chosen), frames), PADDING)
     with no_cuda_graph(), lm_gen.streaming(len(chosen)), \
