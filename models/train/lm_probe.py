@@ -38,8 +38,8 @@ def free_running_onset_accuracy(lm: LMModel, token_set: TokenSet, conversations:
         user[row, :, codes.shape[1] + 1:] = codes[9:17, -1:]  # hold the last frame past the end
     lm_gen = LMGen(lm, use_sampling=False)
     text = np.full((len(chosen), frames), PADDING)
-    with no_cuda_graph(), lm_gen.streaming(len(chosen)), \
-            torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+    # In the weights' own dtype: moshi's streaming KV cache takes that dtype, which autocast would break.
+    with no_cuda_graph(), lm_gen.streaming(len(chosen)):
         for t in range(frames):
             out = lm_gen.step(torch.from_numpy(user[:, :, t:t + 1]).to(device))
             if out is not None and t >= 1:

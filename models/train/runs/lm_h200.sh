@@ -26,7 +26,7 @@ else
   rm -rf .runs
   time LD_LIBRARY_PATH=$espeak_libs antiphon data --out .runs/data --train "$conversations" --heldout "${HELDOUT:-300}" \
     --workers 16 --shard-size 100 > /dev/null
-  time antiphon train lm --data .runs/data --codec weights/antiphon-small --out .runs/lm --steps 0 2>&1 | tail -n 1
+  time antiphon train lm --data .runs/data --codec weights/antiphon-small --out .runs/lm --steps 0 2>&1 | tail -n 20
   lm_resume=() ablation_resume=()
 fi
 minutes=$(python3 -c "print(max(0.5, ($until_seconds - $SECONDS) / 60))")
