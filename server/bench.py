@@ -266,30 +266,62 @@ def run_server(args: argparse.Namespace, sessions: int, pcm: np.ndarray) -> dict
                   "--idle-seconds", "30", "--log-level", "warning"]
     if args.context_frames:
         serve_args += ["--context-frames", str(args.context_frames)]
-    server = LocalServer(serve_args + (["--random-weights"] if args.random_weights else []))
+    server = LocalServer(serve_args + (["--random-weights"] if args.random_weights else []),
+                         log=args.out.with_name(f"{args.out.name}-server-{sessions}.log"))
     try:
         processes = max(1, min(args.client_processes, sessions))
         shares = [sessions // processes + (i < sessions % processes) for i in range(processes)]
+        cpu_before, clock_before = _process_cpu_seconds(server.process.pid), time.monotonic()
         with multiprocessing.get_context("spawn").Pool(processes) as pool:
             results = pool.starmap(_client_sessions, [(chat_url(server.base), pcm, share) for share in shares])
+        server_cores = (_process_cpu_seconds(server.process.pid) - cpu_before) / (time.monotonic() - clock_before)
+        engine = _engine_figures(server.get("/metrics").decode())
     finally:
         server.stop()
     per_session = len(pcm) // 1920
     latencies = [value for values, _ in results for value in values]
     errors = [error for _, session_errors in results for error in session_errors]
     return {"sessions": sessions, "frames": len(latencies), "expected_frames": sessions * (per_session - 1),
-            "mouth_to_ear_ms": _percentiles(latencies), "errors": errors}
+            "mouth_to_ear_ms": _percentiles(latencies), "errors": errors,
+            "server_cpu_cores": round(server_cores, 2), **engine}
+
+
+def _process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _engine_figures(exposition: str) -> dict:
+    """What the server's own metrics say about its engine over the row: whether the ticks kept time."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = {(sample.name, sample.labels.get("le")): sample.value
+               for family in text_string_to_metric_families(exposition) for sample in family.samples}
+    ticks = samples[("antiphon_tick_seconds_count", None)]
+    return {"ticks": int(ticks),
+            "tick_ms_mean": round(1000 * samples[("antiphon_tick_seconds_sum", None)] / max(ticks, 1), 1),
+            "ticks_within_frame": round(samples[("antiphon_tick_seconds_bucket", "0.08")] / max(ticks, 1), 3),
+            "overrun_ticks": int(samples[("antiphon_overrun_ticks_total", None)]),
+            "late_frames": int(samples[("antiphon_late_frames_total", None)])}
 
 
 def server_report(rows: list[dict], command: str, model: str) -> str:
     lines = [f"# Mouth-to-ear latency through the full server: {model}", "", f"Command: `{command}`", "",
              "Each row: `antiphon serve` with N slots, N WebSocket clients on loopback streaming speech as Ogg "
              "Opus at the audio clock. Latency of a frame: sending input frame j + 1 to receiving reply frame j.",
-             "", "| sessions | mouth-to-ear p50 / p99 ms | frames measured | errors |", "|---|---|---|---|"]
+             "The engine columns come from the server's own /metrics over the row (ticks from its start); "
+             "server CPU: cores' worth of CPU time the server process used while the clients ran.", "",
+             "| sessions | mouth-to-ear p50 / p99 ms | frames measured | errors | engine tick mean ms "
+             "| ticks within 80 ms | overrun ticks | late frames | server CPU (cores) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         latency = row["mouth_to_ear_ms"]
         lines.append(f"| {row['sessions']} | {latency['p50']:.1f} / {latency['p99']:.1f} | "
-                     f"{row['frames']} of {row['expected_frames']} | {len(row['errors'])} |")
+                     f"{row['frames']} of {row['expected_frames']} | {len(row['errors'])} | "
+                     f"{row['tick_ms_mean']:.1f} | {100 * row['ticks_within_frame']:.1f} % | "
+                     f"{row['overrun_ticks']} of {row['ticks']} | {row['late_frames']} | "
+                     f"{row['server_cpu_cores']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
