@@ -17,8 +17,8 @@ from antiphon.models.data.dataset import generate, read_split
 from antiphon.models.loader import lm_kwargs_of, load_codec, load_model
 from antiphon.models.train import lm
 from antiphon.models.train.codec import export_codec
-from antiphon.models.train.lm_data import (END_OF_PADDING, FRAME_RATE, PADDING, align_text, encode_tracks,
-                                           train_tokenizer)
+from antiphon.models.train.lm_data import (END_OF_PADDING, FRAME_RATE, HEARD_DELAY_FRAMES, HEARD_ROW, PADDING,
+                                           align_heard_text, align_text, encode_tracks, train_tokenizer)
 
 
 def run_args(dataset, tmp_path, **overrides) -> argparse.Namespace:
@@ -30,6 +30,7 @@ def run_args(dataset, tmp_path, **overrides) -> argparse.Namespace:
         "data": dataset, "codec": codec, "out": tmp_path / "run", "tokens": None, "resume": None,
         "no_text": False, "device": "cpu", "batch": 2, "max_frames": 60, "lr": 3e-4, "warmup": 5,
         "minutes": 5.0, "steps": 0, "cooldown": 0.3, "vocab": 256, "seed": 0, "agent_noise": 0.1,
+        "listening_weight": 0.5,
         **overrides})
 
 
@@ -71,6 +72,7 @@ def test_lm_training_runs_resumes_and_exports_a_loadable_model(dataset, tmp_path
     log = [json.loads(line) for line in (args.out / "log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 3 and np.isfinite(log[-1]["heldout_semantic"])
     assert 0 <= log[-1]["heldout_free_onset_accuracy"] <= 1  # the model decoded on its own
+    assert np.isfinite(log[-1]["heldout_listening"]) and 0 <= log[-1]["heldout_listening_accuracy"] <= 1
 
     resumed = lm.LMTrainer(argparse.Namespace(**{**vars(args), "resume": args.out / "train-state.pt"}))
     assert resumed.step == 3
@@ -80,7 +82,7 @@ def test_lm_training_runs_resumes_and_exports_a_loadable_model(dataset, tmp_path
     assert model.lm.dtype == torch.float32 and not model.untrained
     assert model.lm.text_card == 256 and model.lm.dep_q == 8
     tokens = np.load(args.out / "tokens-train.npz")["codes"]
-    assert tokens.shape[0] == 17 and tokens.dtype == np.int16
+    assert tokens.shape[0] == 18 and tokens.dtype == np.int16
 
 
 def test_audio_only_ablation_holds_its_text_stream_at_padding(dataset, tmp_path):
@@ -175,3 +177,19 @@ def test_token_files_hold_the_users_audio_one_frame_ahead(dataset, tmp_path):
         conversation = codes[:, offsets[index]:offsets[index + 1]]
         assert (conversation[1:9] == agent).all()
         assert (conversation[9:17, :-1] == user[:, 1:]).all() and (conversation[9:17, -1] == user[:, -1]).all()
+        assert (conversation[HEARD_ROW] != PADDING).any()  # and what the user said, as heard
+
+
+def test_the_users_words_are_transcribed_once_heard_in_full(dataset, tmp_path):
+    tokenizer = train_tokenizer(dataset, tmp_path / "tokenizer", 256)
+    for record in read_split(dataset, "train"):
+        words = record.meta["user_words"]
+        frames = int(record.meta["duration"] * FRAME_RATE)
+        row = align_heard_text(words, frames, tokenizer)
+        heard = row != PADDING
+        assert tokenizer.decode(row[heard].tolist()) == " ".join(w["text"] for w in words)
+        position = 0
+        for word in words:  # each word's first token comes after the word has ended
+            first = np.flatnonzero(heard)[position]
+            assert first >= np.ceil(word["end"] * FRAME_RATE) + HEARD_DELAY_FRAMES
+            position += len(tokenizer.encode(word["text"]))

@@ -8,6 +8,11 @@ checkpoints to `RUN/train-state.pt` (resume with `--resume`), logs to `RUN/log.j
 complete model folder in Kyutai's layout to `RUN/model/`.
 
 `--no-text` trains the same architecture with its text stream held at padding: the audio-only ablation.
+
+Listening: the LM's targets say what the agent says, and only a reply's few words depend on what the user
+said, a weak signal for learning to hear. A linear head on the temporal transformer's output, used in
+training only (not exported, so the served model is moshi's LMModel as is), transcribes the user's words
+a frame after each ends (`lm_data.align_heard_text`), with weight `--listening-weight`.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from tqdm import tqdm
 
 from ..configs import ANTIPHON_SMALL_LM
 from ..loader import lm_kwargs_of, load_codec
-from .lm_data import PADDING, TokenSet, is_word, tokenize_split, train_tokenizer, word_onsets
+from .lm_data import (END_OF_PADDING, HEARD_ROW, PADDING, STREAMS, TokenSet, is_word, tokenize_split,
+                      train_tokenizer, word_onsets)
 from .lm_probe import free_running_onset_accuracy
 from .schedule import cooldown_scale
 
@@ -58,6 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="most sentencepiece pieces (the LM's text_card)")
     parser.add_argument("--agent-noise", type=float, default=0.1,
                         help="share of the agent's audio tokens the model reads replaced by random ones")
+    parser.add_argument("--listening-weight", type=float, default=0.5,
+                        help="weight of the training-only head that transcribes the user's words (0: none)")
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -86,11 +94,18 @@ class LMTrainer:
         self.rng = np.random.default_rng(args.seed)
         self.train_set = TokenSet(token_folder(args), "tokens-train*.npz")  # more may arrive while training
         self.heldout_set = TokenSet(token_folder(args), "tokens-heldout.npz")
+        if self.train_set.conversations[0].shape[0] != HEARD_ROW + 1:
+            raise ValueError(f"the token files in {token_folder(args)} predate the current layout "
+                             f"({HEARD_ROW + 1} rows): remove them to tokenize again")
         self.config = dict(ANTIPHON_SMALL_LM)
         self.lm = loaders.get_moshi_lm(None, lm_kwargs=lm_kwargs_of(self.config), device=self.device,
                                        dtype=torch.float32)
-        decay = [p for n, p in self.lm.named_parameters() if p.dim() >= 2 and "emb" not in n]
-        rest = [p for n, p in self.lm.named_parameters() if not (p.dim() >= 2 and "emb" not in n)]
+        self.listening = nn.Linear(self.lm.dim, self.lm.text_card).to(self.device)
+        self._transformer_out: torch.Tensor | None = None
+        self.lm.text_linear.register_forward_pre_hook(self._keep_transformer_out)
+        named = [*self.lm.named_parameters(), *self.listening.named_parameters(prefix="listening")]
+        decay = [p for n, p in named if p.dim() >= 2 and "emb" not in n]
+        rest = [p for n, p in named if not (p.dim() >= 2 and "emb" not in n)]
         self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
                                             {"params": rest, "weight_decay": 0.0}],
                                            lr=args.lr, betas=(0.9, 0.95))
@@ -98,9 +113,13 @@ class LMTrainer:
         if args.resume:
             state = torch.load(args.resume, map_location="cpu", weights_only=False)
             self.lm.load_state_dict(state["lm"])
+            self.listening.load_state_dict(state["listening"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.step = state["step"]
             self.rng = np.random.default_rng(args.seed + self.step)
+
+    def _keep_transformer_out(self, _module: nn.Module, inputs: tuple[torch.Tensor]) -> None:
+        self._transformer_out = inputs[0]
 
     def codes(self, token_set: TokenSet, indices: list[int]) -> torch.Tensor:
         codes = token_set.batch(indices, self.args.max_frames, self.lm.zero_token_id)
@@ -111,7 +130,9 @@ class LMTrainer:
     def losses(self, codes: torch.Tensor, inputs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Losses against `codes`, the model reading `inputs` (default: the same codes)."""
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            output = self.lm(codes if inputs is None else inputs)
+            output = self.lm((codes if inputs is None else inputs)[:, :STREAMS])
+            transformer_out = self._transformer_out
+            heard_logits = self.listening(transformer_out) if self.args.listening_weight > 0 else None
         text_target = codes[:, :1][output.text_mask]
         text_logits = output.text_logits[output.text_mask].float()
         per_token = nn.functional.cross_entropy(text_logits, text_target, reduction="none")
@@ -126,6 +147,13 @@ class LMTrainer:
                                                             audio_target[:, k][mask]))
         figures["semantic"] = per_codebook[0]
         figures["acoustic"] = torch.stack(per_codebook[1:]).mean()
+        heard = codes[:, HEARD_ROW]
+        listened = (heard > END_OF_PADDING) & (heard != PADDING)  # words, not padding or past the end
+        if heard_logits is not None and listened.any():
+            heard_logits = heard_logits[listened].float()
+            figures["listening"] = nn.functional.cross_entropy(heard_logits, heard[listened])
+            with torch.no_grad():
+                figures["listening_accuracy"] = (heard_logits.argmax(-1) == heard[listened]).float().mean()
         if not self.args.no_text:
             with torch.no_grad():
                 correct = text_logits.argmax(-1) == text_target
@@ -147,9 +175,11 @@ class LMTrainer:
         # The ablation learns its text stream too, all padding, so that at inference it feeds itself the
         # padding it was trained on.
         total = figures["semantic"] + figures["acoustic"] + figures["text"]
+        if "listening" in figures:
+            total = total + self.args.listening_weight * figures["listening"]
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
-        nn.utils.clip_grad_norm_(self.lm.parameters(), 1.0)
+        nn.utils.clip_grad_norm_([*self.lm.parameters(), *self.listening.parameters()], 1.0)
         self.optimizer.step()
         self.step += 1
         return {name: value.item() for name, value in figures.items()}
@@ -170,8 +200,8 @@ class LMTrainer:
         return {f"heldout_{name}": round(value, 4) for name, value in sums.items()}
 
     def save(self) -> None:
-        torch.save({"lm": self.lm.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step},
-                   self.args.out / "train-state.pt")
+        torch.save({"lm": self.lm.state_dict(), "listening": self.listening.state_dict(),
+                    "optimizer": self.optimizer.state_dict(), "step": self.step}, self.args.out / "train-state.pt")
         export_model(self.lm, self.config, self.args.codec, token_folder(self.args) / "tokenizer.model",
                      self.args.out / "model")
 

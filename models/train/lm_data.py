@@ -7,7 +7,10 @@ user's, from the small codec run over each whole track (its causal encoder gives
 encoder gives), one frame ahead of the other rows: moshi's LMGen reads the user's frame t in the same step
 as the model's own frame t - 1 (the microphone frame that just arrived), so training pairs them alike.
 
-A split is stored as `tokens-SPLIT.npz`: `codes` (int16, 17 x all frames end to end), `offsets`. More
+Row 17 is not a stream of the LM: the user's words as the agent has heard them, each word's tokens from
+just after the frame where it ends, the target of a training-only listening head (`antiphon train lm`).
+
+A split is stored as `tokens-SPLIT.npz`: `codes` (int16, 18 x all frames end to end), `offsets`. More
 training conversations can arrive while a run trains, as `tokens-train-K.npz` (`antiphon train lm-data`).
 """
 
@@ -24,6 +27,11 @@ from moshi.models.compression import MimiModel
 from ..data.dataset import read_split
 
 FRAME_RATE = 12.5
+STREAMS = 17  # rows the LM reads: text, the agent's 8 codebooks, the user's 8
+HEARD_ROW = 17
+# Frames between the one holding a user word's end and its transcript: the model has then read the
+# word's audio in full plus 80-160 ms (the user row runs one frame ahead).
+HEARD_DELAY_FRAMES = 1
 SAMPLES_PER_FRAME = 1920
 # Moshi's special text ids: 0 ends a stretch of padding (and is sentencepiece's unknown piece), 3 pads.
 END_OF_PADDING = 0
@@ -86,6 +94,23 @@ def align_text(words: list[dict], num_frames: int, tokenizer: sentencepiece.Sent
     return row
 
 
+def align_heard_text(words: list[dict], num_frames: int,
+                     tokenizer: sentencepiece.SentencePieceProcessor) -> np.ndarray:
+    """The user's words as heard: each word's tokens from HEARD_DELAY_FRAMES after the frame where it
+    ends, padding elsewhere."""
+    row = np.full(num_frames, PADDING, dtype=np.int64)
+    next_free = 0
+    for word in words:
+        frame = max(int(np.ceil(word["end"] * FRAME_RATE)) + HEARD_DELAY_FRAMES, next_free)
+        for token in tokenizer.encode(word["text"]):
+            if frame >= num_frames:
+                return row
+            row[frame] = token
+            frame += 1
+        next_free = frame
+    return row
+
+
 @torch.no_grad()
 def encode_tracks(mimi: MimiModel, tracks: list[np.ndarray], device: torch.device,
                   max_batch_seconds: float | None = None) -> list[np.ndarray]:
@@ -121,7 +146,9 @@ def tokenize_split(mimi: MimiModel, tokenizer: sentencepiece.SentencePieceProces
     for record, agent, user in zip(records, agents, users):
         text = align_text(record.meta["agent_words"], agent.shape[1], tokenizer)
         user_ahead = np.concatenate([user[:, 1:], user[:, -1:]], axis=1)
-        streams.append(np.concatenate([text[None].astype(np.int16), agent, user_ahead]))
+        heard = align_heard_text(record.meta["user_words"], agent.shape[1], tokenizer)
+        streams.append(np.concatenate([text[None].astype(np.int16), agent, user_ahead,
+                                       heard[None].astype(np.int16)]))
     offsets = np.concatenate([[0], np.cumsum([s.shape[1] for s in streams])]).astype(np.int64)
     partial = path.with_name(path.stem + ".partial.npz")  # a reader never sees half a file
     np.savez(partial, codes=np.concatenate(streams, axis=1), offsets=offsets,
@@ -131,7 +158,7 @@ def tokenize_split(mimi: MimiModel, tokenizer: sentencepiece.SentencePieceProces
 
 
 class TokenSet:
-    """Conversations as [17, frames] int64 arrays, from one token file or every file matching a pattern
+    """Conversations as [18, frames] int64 arrays, from one token file or every file matching a pattern
     (`refresh` adds the files that appeared since)."""
 
     def __init__(self, folder: Path, pattern: str) -> None:
