@@ -4,7 +4,7 @@
 # .carry/wheels-server (fastapi, starlette, uvicorn, pydantic, pydantic-core, typing-inspection,
 # annotated-types, annotated-doc, click, opentelemetry-api, importlib-metadata, zipp, anyio, h11, idna,
 # typing-extensions: `pip download --no-deps --only-binary=:all: --python-version 3.12 ...`) and
-# .carry/lib/libopus.so.0 (Debian's libopus0, which the server's Ogg Opus codec loads).
+# .carry/lib/libopus.so.0 (Debian's libopus0, which the server's Ogg Opus codec loads); see device_env.sh.
 #   bash benchmarks/gpu_sessions.sh SESSIONS SECONDS [NAME] [ANTIPHON-BENCH-OPTIONS...]
 # e.g. `gpu_sessions.sh 1,8,32,64 8` (the engine beside moshi's modules), `gpu_sessions.sh 96,128 8
 # gpu_sessions_1500 --context-frames 1500`, `gpu_sessions.sh 1,8,32 8 gpu_server --server
@@ -14,17 +14,7 @@ sessions=${1:-1,8,32,64}
 seconds=${2:-8}
 name=${3:-gpu_sessions}
 shift 3 || shift $#
-shopt -s nullglob
-python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .carry/wheels/*.whl \
-  .carry/wheels-server/*.whl
-mkdir -p /tmp/pkg/antiphon
-for room in server models client; do ln -sfn "$PWD/$room" /tmp/pkg/antiphon/$room; done
-# the server names its version from the package metadata: describe the source tree as installed
-version=$(python3 -c "import tomllib; print(tomllib.load(open('pyproject.toml', 'rb'))['project']['version'])")
-mkdir -p "/tmp/site/antiphon-$version.dist-info"
-printf 'Metadata-Version: 2.1\nName: antiphon\nVersion: %s\n' "$version" > "/tmp/site/antiphon-$version.dist-info/METADATA"
-mkdir -p /tmp/opus && ln -sfn "$PWD/.carry/lib/libopus.so.0" /tmp/opus/libopus.so.0  # libopus alone
-export PYTHONPATH=/tmp/site:/tmp/pkg PYTHONUNBUFFERED=1 LD_LIBRARY_PATH=/tmp/opus${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+source benchmarks/device_env.sh
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader
 python3 -m antiphon.server bench --model moshi-7b --random-weights --device cuda --sessions "$sessions" \
   --seconds "$seconds" --out "${OUT:-benchmarks/results}/$name" "$@"
