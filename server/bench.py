@@ -193,7 +193,7 @@ def sweep(args: argparse.Namespace) -> dict:
                "antiphon": _measured(run_engine, model, sessions, frames, args.warmup_frames),
                "moshi": _measured(run_reference, model, sessions, frames, args.warmup_frames)}
         rows.append(row)
-        print(_row_line(row), flush=True)
+        print(_row_line(row, weights_gib), flush=True)
     return {"model": model.name, "device": _device_name(device), "torch": torch.__version__,
             "context_frames": model.lm.transformer.layers[0].self_attn.context,
             "dtype": str(next(model.lm.parameters()).dtype).removeprefix("torch."),
@@ -208,22 +208,26 @@ def _device_name(device: torch.device) -> str:
 
 
 HEADER = ("| sessions | Antiphon tick p50 / p99 ms | frame latency p50 / p99 ms | late frames | Antiphon peak GiB "
-          "| moshi frame p50 / p99 ms | moshi peak GiB | tick p50 ratio | real time (tick p99 < 80 ms) |\n"
-          "|---|---|---|---|---|---|---|---|---|")
+          "| GiB per session beyond the weights | moshi frame p50 / p99 ms | moshi peak GiB | tick p50 ratio "
+          "| real time (tick p99 < 80 ms) |\n"
+          "|---|---|---|---|---|---|---|---|---|---|")
 
 
 def _gib(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def _row_line(row: dict) -> str:
+def _row_line(row: dict, weights_gib: float | None) -> str:
     ours, theirs = row["antiphon"], row["moshi"]
     if ours.get("out_of_memory"):
-        left = "out of memory | - | - | -"
+        left = "out of memory | - | - | - | -"
     else:
+        per_session = (None if ours["peak_gib"] is None or weights_gib is None
+                       else (ours["peak_gib"] - weights_gib) / row["sessions"])
         left = (f"{ours['tick_ms']['p50']:.1f} / {ours['tick_ms']['p99']:.1f} | "
                 f"{ours['latency_ms']['p50']:.1f} / {ours['latency_ms']['p99']:.1f} | "
-                f"{ours['late_frames']} of {ours['frames']} | {_gib(ours['peak_gib'])}")
+                f"{ours['late_frames']} of {ours['frames']} | {_gib(ours['peak_gib'])} | "
+                f"{'-' if per_session is None else f'{per_session:.2f}'}")
     right = ("out of memory | -" if theirs.get("out_of_memory") else
              f"{theirs['frame_ms']['p50']:.1f} / {theirs['frame_ms']['p99']:.1f} | {_gib(theirs['peak_gib'])}")
     both = not ours.get("out_of_memory") and not theirs.get("out_of_memory")
@@ -240,7 +244,7 @@ def report(result: dict, command: str) -> str:
              f"{result['seconds']:.0f} s of speech per session and row, the first {result['warmup_frames']} "
              f"frames not counted. Antiphon: the engine under the real scheduler, fed on the audio clock; "
              f"moshi: its LMGen + MimiModel stepped back to back at the same batch size.", "", HEADER]
-    lines += [_row_line(row) for row in result["rows"]]
+    lines += [_row_line(row, result["weights_gib"]) for row in result["rows"]]
     return "\n".join(lines) + "\n"
 
 
