@@ -1,13 +1,12 @@
 """`antiphon bench`: how many real-time sessions one device serves, beside moshi's own modules.
 
-For each session count N: an engine of N slots runs under the real scheduler (its thread, its 80 ms
-ticks), fed by N sessions that each put one 80 ms frame of real speech into their inbox on the audio
-clock. Reported: tick time (the batched step) p50/p99, frame latency (a frame entering its session's
+For each session count N: an engine of N slots runs under the real scheduler (its thread, its ticks),
+fed by N sessions that each put one 80 ms frame of real speech into their inbox on the audio clock. Reported: tick time (the batched step) p50/p99, frame latency (a frame entering its session's
 inbox to its reply frame leaving the engine) p50/p99, late frames (ticks in which a session had no
 frame ready, a symptom of ticks that overran), and peak device memory. Then moshi's LMGen + MimiModel
 step the same frames at batch N, back to back, in the same process: each row carries the ratio.
-Frame latency includes the wait for the next tick (0-80 ms, 40 ms on average: the sessions' frames
-arrive at phases spread over the frame).
+Frame latency includes the wait for a tick: the sessions' frames arrive at phases spread over the
+frame, and a tick waits for the last of them (at most one frame).
 
 With `--server`, each row instead starts `antiphon serve` with N slots and drives it over loopback
 with N real WebSocket clients (Opus at the audio clock, spread over client processes), and reports the
@@ -118,7 +117,7 @@ def run_engine(model: LoadedModel, sessions: int, frames: np.ndarray, warmup: in
     for at, session, index in schedule:
         time.sleep(max(0.0, began + at * FRAME_SECONDS - time.perf_counter()))
         sent[session][index] = time.perf_counter()
-        links[session].inbox.put(frames[index])
+        links[session].put(frames[index])
     deadline = time.perf_counter() + 30
     while any(not link.inbox.empty() for link in links) and time.perf_counter() < deadline:
         time.sleep(0.01)

@@ -25,8 +25,8 @@ class Metrics:
         self.late_frames = Counter(
             "antiphon_late_frames", "Ticks in which a live session had no input frame ready", registry=r)
         self.overrun_ticks = Counter(
-            "antiphon_overrun_ticks", "Ticks that started more than one frame behind the audio clock",
-            registry=r)
+            "antiphon_overrun_ticks", "Ticks that took longer than a frame: the engine fell behind the audio "
+            "clock", registry=r)
         self.frames = Counter("antiphon_frames", "Session frames stepped by the engine", registry=r)
 
     def exposition(self) -> bytes:

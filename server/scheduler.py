@@ -1,9 +1,12 @@
 """Frame-synchronous scheduling: the engine thread's tick loop and the links to live sessions.
 
-Once per frame (80 ms, paced by the audio clock) a tick takes the oldest waiting frame of every live
-slot, steps them all as one batch, and hands each session its output. Slots with no frame waiting are
-masked and keep their state, so a late or vanished client never holds up the others; its frames go into
-later ticks in order.
+A tick takes the oldest waiting frame of every live slot, steps them all as one batch, and hands each
+session its output. The sessions' own audio clocks pace the ticks: a tick starts as soon as every live
+slot has a frame waiting, so that no frame sits out the rest of an 80 ms period for a fixed tick (a lone
+session's frame is stepped as soon as it is in), and at the latest when the oldest waiting frame has
+waited one frame (80 ms), so that each frame still gets a tick within a frame of arriving. Slots with no
+frame waiting then are masked and keep their state, so a late or vanished client never holds up the
+others; its frames go into later ticks in order.
 
 Queues and what happens when one fills:
 - inbox (session -> engine, `INBOX_FRAMES` frames): when full the session stops reading its socket
@@ -31,9 +34,6 @@ logger = logging.getLogger(__name__)
 
 FRAME_SECONDS = 0.08
 INBOX_FRAMES = 25  # two seconds of audio
-# A tick that starts more than this many frames behind the audio clock resynchronises instead of
-# running back-to-back ticks to catch up.
-MAX_CATCH_UP_FRAMES = 4
 
 
 @dataclass
@@ -52,9 +52,20 @@ class SlotLink:
     params: SamplingParams
     deliver: Callable[[SlotOutput], None]
     fail: Callable[[str], None]
-    inbox: queue.Queue = field(default_factory=lambda: queue.Queue(maxsize=INBOX_FRAMES))
+    inbox: queue.Queue = field(default_factory=lambda: queue.Queue(maxsize=INBOX_FRAMES))  # (arrival, frame)
     joined: bool = False  # engine thread only: the slot was reset for this session
     steps: int = 0        # engine thread only
+    frame_arrived: Callable[[], None] = lambda: None  # set by the scheduler that holds the link
+
+    def put(self, frame: np.ndarray, block: bool = True) -> None:
+        """Queue a frame for the engine (raises queue.Full when not blocking and the inbox is full)."""
+        self.inbox.put((time.monotonic(), frame), block)
+        self.frame_arrived()
+
+    def oldest_arrival(self) -> float | None:
+        """When the oldest waiting frame arrived, or None when none is waiting."""
+        with self.inbox.mutex:
+            return self.inbox.queue[0][0] if self.inbox.queue else None
 
 
 class Scheduler:
@@ -65,6 +76,7 @@ class Scheduler:
         self._links: list[SlotLink | None] = [None] * engine.slots
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._arrived = threading.Event()
         self._thread: threading.Thread | None = None
         self.failure: str | None = None
 
@@ -83,6 +95,7 @@ class Scheduler:
                 return None
             for slot, held in enumerate(self._links):
                 if held is None:
+                    link.frame_arrived = self._arrived.set
                     self._links[slot] = link
                     return slot
         return None
@@ -98,6 +111,7 @@ class Scheduler:
 
     def stop(self) -> None:
         self._stop.set()
+        self._arrived.set()
         if self._thread is not None:
             self._thread.join()
 
@@ -106,21 +120,36 @@ class Scheduler:
         return self.failure is None and self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
-        next_tick = time.monotonic()
-        while not self._stop.is_set():
-            delay = next_tick - time.monotonic()
-            if delay > 0 and self._stop.wait(delay):
-                break
-            if time.monotonic() - next_tick > MAX_CATCH_UP_FRAMES * self.frame_seconds:
-                self.metrics.overrun_ticks.inc()
-                next_tick = time.monotonic()
+        while self._wait_for_frames():
+            started = time.monotonic()
             try:
                 self.tick()
             except Exception as exc:  # the engine is broken: tell every session, refuse new ones
                 logger.exception("engine step failed")
                 self._fail_all(f"the engine failed: {exc}")
                 return
-            next_tick += self.frame_seconds
+            if time.monotonic() - started > self.frame_seconds:
+                self.metrics.overrun_ticks.inc()
+
+    def _wait_for_frames(self) -> bool:
+        """Wait until every live slot has a frame, or some frame has waited a frame's time; False when
+        stopping."""
+        while not self._stop.is_set():
+            self._arrived.clear()  # before looking, so that a frame put meanwhile wakes the wait below
+            with self._lock:
+                live = [link for link in self._links if link is not None]
+            arrivals = [link.oldest_arrival() for link in live]
+            waiting = [arrival for arrival in arrivals if arrival is not None]
+            if live and len(waiting) == len(live):
+                return True
+            if not waiting:
+                self._arrived.wait()
+                continue
+            remaining = min(waiting) + self.frame_seconds - time.monotonic()
+            if remaining <= 0:
+                return True
+            self._arrived.wait(remaining)
+        return False
 
     def tick(self) -> bool:
         """Step every slot that has a frame waiting; returns whether anything was stepped."""
@@ -134,7 +163,7 @@ class Scheduler:
             if link is None:
                 continue
             try:
-                pcm[slot] = link.inbox.get_nowait()
+                _, pcm[slot] = link.inbox.get_nowait()
             except queue.Empty:
                 if link.joined:
                     self.metrics.late_frames.inc()

@@ -215,7 +215,7 @@ class Session:
         """Hand a frame to the engine; while the inbox is full, stop reading (backpressure, no loss)."""
         while True:
             try:
-                link.inbox.put_nowait(frame)
+                link.put(frame, block=False)
                 return
             except queue.Full:
                 await asyncio.sleep(self.scheduler.frame_seconds / 4)
