@@ -11,6 +11,7 @@ import torch
 from moshi.models import loaders
 from moshi.models.lm import LMGen
 from moshi.utils.compile import no_cuda_graph
+from safetensors.torch import load_file
 
 from antiphon.models.configs import ANTIPHON_SMALL_LM, ANTIPHON_SMALL_MIMI
 from antiphon.models.data.dataset import generate, read_split
@@ -27,7 +28,7 @@ def run_args(dataset, tmp_path, **overrides) -> argparse.Namespace:
     codec.mkdir(exist_ok=True)
     export_codec(loaders.get_mimi(None, ANTIPHON_SMALL_MIMI, num_codebooks=8), codec)
     return argparse.Namespace(**{
-        "data": dataset, "codec": codec, "out": tmp_path / "run", "tokens": None, "resume": None,
+        "data": dataset, "codec": codec, "out": tmp_path / "run", "tokens": None, "resume": None, "init": None,
         "no_text": False, "device": "cpu", "batch": 2, "max_frames": 60, "lr": 3e-4, "warmup": 5,
         "minutes": 5.0, "steps": 0, "cooldown": 0.3, "vocab": 256, "seed": 0, "agent_noise": 0.1,
         "listening_weight": 0.5,
@@ -77,6 +78,19 @@ def test_lm_training_runs_resumes_and_exports_a_loadable_model(dataset, tmp_path
     resumed = lm.LMTrainer(argparse.Namespace(**{**vars(args), "resume": args.out / "train-state.pt"}))
     assert resumed.step == 3
     resumed.train_step(1.0)
+
+    exported = args.out / "model" / "model.safetensors"  # a later run starts from these weights
+    started = lm.LMTrainer(argparse.Namespace(**{**vars(args), "init": exported}))
+    assert started.step == 0
+    for name, tensor in load_file(str(exported)).items():
+        assert torch.equal(started.lm.state_dict()[name], tensor.float()), name
+
+    later = tmp_path / "later"  # a run started from those weights keeps the tokenizer they were trained with
+    later.mkdir()
+    tokenizer = (args.out / "tokenizer.model").read_bytes()
+    (later / "tokenizer.model").write_bytes(tokenizer)
+    lm.prepare(argparse.Namespace(**{**vars(args), "out": later, "vocab": 64}), torch.device("cpu"))
+    assert (later / "tokenizer.model").read_bytes() == tokenizer and (later / "tokens-heldout.npz").is_file()
 
     model = load_model(str(args.out / "model"))  # the exported folder, through the serving loader
     assert model.lm.dtype == torch.float32 and not model.untrained

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import sentencepiece
 import torch
 from moshi.models import loaders
 from moshi.utils.compile import no_compile
@@ -50,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tokens", type=Path,
                         help="folder of the tokenizer and token files, when another run made them (default: --out)")
     parser.add_argument("--resume", type=Path, help="a train-state.pt to continue from")
+    parser.add_argument("--init", type=Path,
+                        help="LM weights to start from with a fresh optimizer: an earlier run's exported "
+                             "model.safetensors (or one joined from a transfer)")
     parser.add_argument("--no-text", action="store_true", help="audio-only ablation: no monologue")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch", type=int, default=32)
@@ -76,7 +80,10 @@ def prepare(args: argparse.Namespace, device: torch.device) -> None:
     if (tokens / "tokens-heldout.npz").is_file():
         return
     tokens.mkdir(parents=True, exist_ok=True)
-    tokenizer = train_tokenizer(args.data, tokens / "tokenizer", args.vocab)
+    if (tokens / "tokenizer.model").is_file():  # an earlier run's, so that weights started from it read the same ids
+        tokenizer = sentencepiece.SentencePieceProcessor(model_file=str(tokens / "tokenizer.model"))
+    else:
+        tokenizer = train_tokenizer(args.data, tokens / "tokenizer", args.vocab)
     mimi = load_codec(args.codec, device).eval()
     for split in ("train", "heldout"):
         tokenize_split(mimi, tokenizer, args.data, split, tokens / f"tokens-{split}.npz", device)
@@ -110,6 +117,10 @@ class LMTrainer:
                                             {"params": rest, "weight_decay": 0.0}],
                                            lr=args.lr, betas=(0.9, 0.95))
         self.step = 0
+        if args.init and args.resume:
+            raise ValueError("--init starts a run from weights, --resume continues one: give one of them")
+        if args.init:
+            self.lm.load_state_dict({name: tensor.float() for name, tensor in load_file(str(args.init)).items()})
         if args.resume:
             state = torch.load(args.resume, map_location="cpu", weights_only=False)
             self.lm.load_state_dict(state["lm"])

@@ -13,6 +13,14 @@
 # What comes back: the default model's LM weights in float16 parts, the ablation's in int8 parts (the
 # device returns 64 MB at most; models/train/transfer.py joins both), and a tarball with the tokenizer,
 # both loss logs and the data card. Setup: device_setup.sh.
+# To go on from an earlier session's run (the device keeps nothing once it goes cold), put its returned
+# parts in .carry/init (lm-*.safetensors, ablation-*.safetensors; the LM's re-split in int8 so that they
+# travel: `transfer join` then `transfer split --int8`) and set INIT=.carry/init: fresh runs then start
+# from those weights with fresh optimizers. The parts and the recipe's other carry do not fit one call's
+# 64 MiB: carry .carry/init in a first call (command `true`), then, while the machine is warm, the rest
+# (.carry/debs, .carry/lib, .carry/wheels) in this one; the device keeps .carry/init between the two.
+# .carry/init also holds the earlier run's tokenizer.model, which the new runs keep instead of training
+# one, so that the weights read the ids they were trained on.
 set -euo pipefail
 until_seconds=${1:-520}
 conversations=${2:-12000}
@@ -20,14 +28,22 @@ shift 2 || true
 source models/train/runs/device_setup.sh
 
 if [[ -f .runs/lm/train-state.pt && -f .runs/ablation/train-state.pt ]]; then
-  lm_resume=(--resume .runs/lm/train-state.pt)
-  ablation_resume=(--resume .runs/ablation/train-state.pt)
+  lm_start=(--resume .runs/lm/train-state.pt)
+  ablation_start=(--resume .runs/ablation/train-state.pt)
 else
   rm -rf .runs
+  lm_start=() ablation_start=()
+  if [[ -n ${INIT:-} ]]; then
+    mkdir -p .runs/lm .runs/init
+    cp "$INIT/tokenizer.model" .runs/lm/tokenizer.model
+    for run in lm ablation; do
+      python3 -m antiphon.models.train.transfer join "$INIT/$run" ".runs/init/$run.safetensors"
+    done
+    lm_start=(--init .runs/init/lm.safetensors) ablation_start=(--init .runs/init/ablation.safetensors)
+  fi
   time LD_LIBRARY_PATH=$espeak_libs antiphon data --out .runs/data --train "$conversations" --heldout "${HELDOUT:-300}" \
     --workers 16 --shard-size 100 > /dev/null
   time antiphon train lm --data .runs/data --codec weights/antiphon-small --out .runs/lm --steps 0 2>&1 | tail -n 20
-  lm_resume=() ablation_resume=()
 fi
 minutes=$(python3 -c "print(max(0.5, ($until_seconds - $SECONDS) / 60))")
 echo "training both for $minutes minutes"
@@ -35,10 +51,10 @@ LD_LIBRARY_PATH=$espeak_libs antiphon train lm-data --tokens .runs/lm --codec we
   --chunk "${SUPPLY_CHUNK:-3000}" --workers 12 --minutes "$(python3 -c "print($minutes - 1)")" > .runs/supply.out 2>&1 &
 supply=$!
 antiphon train lm --data .runs/data --codec weights/antiphon-small --out .runs/lm --minutes "$minutes" \
-  "${lm_resume[@]}" "$@" > .runs/lm.out 2>&1 &
+  "${lm_start[@]}" "$@" > .runs/lm.out 2>&1 &
 lm=$!
 antiphon train lm --data .runs/data --codec weights/antiphon-small --out .runs/ablation --tokens .runs/lm \
-  --minutes "$minutes" --no-text "${ablation_resume[@]}" "$@" > .runs/ablation.out 2>&1 &
+  --minutes "$minutes" --no-text "${ablation_start[@]}" "$@" > .runs/ablation.out 2>&1 &
 ablation=$!
 wait $lm $ablation
 kill $supply 2> /dev/null || true  # a chunk it had not finished is left as a .partial file, never read
