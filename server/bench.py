@@ -1,9 +1,10 @@
 """`antiphon bench`: how many real-time sessions one device serves, beside moshi's own modules.
 
 For each session count N: an engine of N slots runs under the real scheduler (its thread, its ticks),
-fed by N sessions that each put one 80 ms frame of real speech into their inbox on the audio clock. Reported: tick time (the batched step) p50/p99, frame latency (a frame entering its session's
-inbox to its reply frame leaving the engine) p50/p99, late frames (ticks in which a session had no
-frame ready, a symptom of ticks that overran), and peak device memory. Then moshi's LMGen + MimiModel
+fed by N sessions that each put one 80 ms frame of real speech into their inbox on the audio clock.
+Reported: tick time (the batched step) p50/p99, frame latency (a frame entering its session's inbox to
+its reply frame leaving the engine) p50/p99, late frames (ticks in which a session had no frame ready, a
+symptom of ticks that overran), and peak device memory. Then moshi's LMGen + MimiModel
 step the same frames at batch N, back to back, in the same process: each row carries the ratio.
 Frame latency includes the wait for a tick: the sessions' frames arrive at phases spread over the
 frame, and a tick waits for the last of them (at most one frame).
@@ -117,9 +118,9 @@ def run_engine(model: LoadedModel, sessions: int, frames: np.ndarray, warmup: in
     for at, session, index in schedule:
         time.sleep(max(0.0, began + at * FRAME_SECONDS - time.perf_counter()))
         sent[session][index] = time.perf_counter()
-        links[session].put(frames[index])
+        scheduler.put(links[session], frames[index])
     deadline = time.perf_counter() + 30
-    while any(not link.inbox.empty() for link in links) and time.perf_counter() < deadline:
+    while any(link.inbox for link in links) and time.perf_counter() < deadline:
         time.sleep(0.01)
     time.sleep(2 * FRAME_SECONDS)
     scheduler.stop()

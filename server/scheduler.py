@@ -21,6 +21,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -43,7 +44,7 @@ class SlotOutput:
     text: str | None
 
 
-@dataclass
+@dataclass(eq=False)
 class SlotLink:
     """One session's connection to the engine thread.
 
@@ -52,20 +53,11 @@ class SlotLink:
     params: SamplingParams
     deliver: Callable[[SlotOutput], None]
     fail: Callable[[str], None]
-    inbox: queue.Queue = field(default_factory=lambda: queue.Queue(maxsize=INBOX_FRAMES))  # (arrival, frame)
+    # (arrival, frame) pairs, oldest first: only the scheduler touches it, under its lock (`Scheduler.put`)
+    inbox: deque[tuple[float, np.ndarray]] = field(default_factory=deque)
+    live: bool = False    # holds a slot (under the scheduler's lock)
     joined: bool = False  # engine thread only: the slot was reset for this session
     steps: int = 0        # engine thread only
-    frame_arrived: Callable[[], None] = lambda: None  # set by the scheduler that holds the link
-
-    def put(self, frame: np.ndarray, block: bool = True) -> None:
-        """Queue a frame for the engine (raises queue.Full when not blocking and the inbox is full)."""
-        self.inbox.put((time.monotonic(), frame), block)
-        self.frame_arrived()
-
-    def oldest_arrival(self) -> float | None:
-        """When the oldest waiting frame arrived, or None when none is waiting."""
-        with self.inbox.mutex:
-            return self.inbox.queue[0][0] if self.inbox.queue else None
 
 
 class Scheduler:
@@ -77,6 +69,10 @@ class Scheduler:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._arrived = threading.Event()
+        # Under the lock: live slots, and how many of them have a frame waiting. Kept as counts so that a
+        # frame's arrival costs the same with 128 sessions as with one.
+        self._live = 0
+        self._ready = 0
         self._thread: threading.Thread | None = None
         self.failure: str | None = None
 
@@ -95,8 +91,10 @@ class Scheduler:
                 return None
             for slot, held in enumerate(self._links):
                 if held is None:
-                    link.frame_arrived = self._arrived.set
                     self._links[slot] = link
+                    link.live = True
+                    self._live += 1
+                    self._ready += bool(link.inbox)
                     return slot
         return None
 
@@ -104,6 +102,23 @@ class Scheduler:
         with self._lock:
             if self._links[slot] is link:
                 self._links[slot] = None
+                link.live = False
+                self._live -= 1
+                self._ready -= bool(link.inbox)
+
+    def put(self, link: SlotLink, frame: np.ndarray) -> None:
+        """Queue a session's frame for the engine; raises queue.Full when its inbox is full."""
+        with self._lock:
+            if len(link.inbox) >= INBOX_FRAMES:
+                raise queue.Full
+            link.inbox.append((time.monotonic(), frame))
+            became_ready = link.live and len(link.inbox) == 1
+            self._ready += became_ready
+            # the engine thread needs to look again only when every slot has become ready, or when this is
+            # the first frame waiting anywhere (its wait starts the clock)
+            wake = became_ready and (self._ready == self._live or self._ready == 1)
+        if wake:
+            self._arrived.set()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="antiphon-engine", daemon=True)
@@ -137,15 +152,14 @@ class Scheduler:
         while not self._stop.is_set():
             self._arrived.clear()  # before looking, so that a frame put meanwhile wakes the wait below
             with self._lock:
-                live = [link for link in self._links if link is not None]
-            arrivals = [link.oldest_arrival() for link in live]
-            waiting = [arrival for arrival in arrivals if arrival is not None]
-            if live and len(waiting) == len(live):
-                return True
-            if not waiting:
+                if self._live and self._ready == self._live:
+                    return True
+                oldest = min((link.inbox[0][0] for link in self._links if link is not None and link.inbox),
+                             default=None)
+            if oldest is None:
                 self._arrived.wait()
                 continue
-            remaining = min(waiting) + self.frame_seconds - time.monotonic()
+            remaining = oldest + self.frame_seconds - time.monotonic()
             if remaining <= 0:
                 return True
             self._arrived.wait(remaining)
@@ -153,25 +167,26 @@ class Scheduler:
 
     def tick(self) -> bool:
         """Step every slot that has a frame waiting; returns whether anything was stepped."""
-        with self._lock:
-            links = list(self._links)
         engine = self.engine
         pcm = np.zeros((engine.slots, engine.frame_size), dtype=np.float32)
         stepping = np.zeros(engine.slots, dtype=bool)
         joining: dict[int, SamplingParams] = {}
-        for slot, link in enumerate(links):
-            if link is None:
-                continue
-            try:
-                _, pcm[slot] = link.inbox.get_nowait()
-            except queue.Empty:
-                if link.joined:
-                    self.metrics.late_frames.inc()
-                continue
-            stepping[slot] = True
-            if not link.joined:
-                joining[slot] = link.params
-                link.joined = True
+        late = 0
+        with self._lock:
+            links = list(self._links)
+            for slot, link in enumerate(links):
+                if link is None:
+                    continue
+                if not link.inbox:
+                    late += link.joined
+                    continue
+                _, pcm[slot] = link.inbox.popleft()
+                self._ready -= not link.inbox
+                stepping[slot] = True
+                if not link.joined:
+                    joining[slot] = link.params
+                    link.joined = True
+        self.metrics.late_frames.inc(late)
         if not stepping.any():
             return False
         started = time.perf_counter()
@@ -190,6 +205,10 @@ class Scheduler:
         with self._lock:
             self.failure = message
             links, self._links = self._links, [None] * len(self._links)
+            self._live = self._ready = 0
+            for link in links:
+                if link is not None:
+                    link.live = False
         for link in links:
             if link is not None:
                 link.fail(message)

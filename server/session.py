@@ -215,7 +215,7 @@ class Session:
         """Hand a frame to the engine; while the inbox is full, stop reading (backpressure, no loss)."""
         while True:
             try:
-                link.put(frame, block=False)
+                self.scheduler.put(link, frame)
                 return
             except queue.Full:
                 await asyncio.sleep(self.scheduler.frame_seconds / 4)

@@ -49,7 +49,7 @@ def test_a_lone_sessions_frames_are_stepped_as_they_arrive(engine):
     try:
         link, replies = session(scheduler)
         for frame in frames(4):
-            link.put(frame)
+            scheduler.put(link, frame)
         received = [replies.get(timeout=20)[1] for _ in range(3)]  # LMGen's first step has no reply yet
         assert [output.step for output in received] == [1, 2, 3]
     finally:
@@ -65,7 +65,7 @@ def test_a_silent_session_holds_up_the_others_for_about_a_frame(engine):
         sent = []
         for frame in frames(4):
             sent.append(time.monotonic())
-            talking.put(frame)
+            scheduler.put(talking, frame)
             time.sleep(0.05)
         received = [replies.get(timeout=20) for _ in range(3)]
         assert [output.step for _, output in received] == [1, 2, 3]
