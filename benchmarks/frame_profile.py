@@ -1,0 +1,142 @@
+"""Where one frame's time goes: the engine's step for N sessions, stage by stage and kernel by kernel.
+
+Three passes over the same speech, after warm-up (moshi's CUDA graphs captured):
+1. as served (no synchronisation added): the step's wall time;
+2. each stage (Mimi encode, LMGen step, Mimi decode, the copy back to the host) timed with the device
+   synchronised around it: what each costs;
+3. under torch.profiler: kernels launched per step and the device's busy time per step, against the
+   wall time (the difference is the device waiting for the host), and the heaviest operators.
+Prints a report and writes it to OUT.md. On a lent GPU: `source benchmarks/device_env.sh && python3
+benchmarks/frame_profile.py --model moshi-7b --random-weights --device cuda --sessions 1` (carry .carry).
+
+    python benchmarks/frame_profile.py [--model test-small] [--random-weights] [--device cpu]
+        [--sessions 1] [--frames 50] [--out benchmarks/results/frame_profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from antiphon.models.loader import load_model
+from antiphon.server.bench import speech_frames
+from antiphon.server.engine import Engine
+from antiphon.server.params import SamplingParams
+
+STAGES = {"Mimi encode": ("mimi", "encode"), "LMGen step": ("lm_gen", "step"), "Mimi decode": ("mimi", "decode")}
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed_stages(engine: Engine, seconds: dict[str, list[float]]) -> Callable[[], None]:
+    """Wrap the engine's stages so that each is timed with the device synchronised around it; returns
+    the function that takes the wrappers off."""
+    originals = []
+    for name, (owner_name, method) in STAGES.items():
+        owner = getattr(engine, owner_name)
+        original = getattr(owner, method)
+
+        def wrapper(*args, _original=original, _name=name, **kwargs):
+            synchronize(engine.device)
+            started = time.perf_counter()
+            result = _original(*args, **kwargs)
+            synchronize(engine.device)
+            seconds.setdefault(_name, []).append(time.perf_counter() - started)
+            return result
+
+        setattr(owner, method, wrapper)
+        originals.append((owner, method))
+    return lambda: [vars(owner).pop(method) for owner, method in originals]
+
+
+def run(args: argparse.Namespace) -> str:
+    device = torch.device(args.device)
+    model = load_model(args.model, device=device, random_weights=args.random_weights)
+    engine = Engine(model, slots=args.sessions)
+    engine.warmup()
+    frames = speech_frames(args.frames * 0.08 + 0.08, engine.frame_size)[:args.frames]
+    stepping = np.ones(args.sessions, dtype=bool)
+    greedy = SamplingParams(text_temperature=0.0, audio_temperature=0.0)
+    engine.step(np.zeros((args.sessions, engine.frame_size), np.float32), stepping,
+                {slot: greedy for slot in range(args.sessions)})
+
+    def step(frame: np.ndarray) -> None:
+        engine.step(np.repeat(frame[None], args.sessions, 0), stepping)
+
+    walls = []
+    for frame in frames:
+        synchronize(device)
+        started = time.perf_counter()
+        step(frame)
+        synchronize(device)
+        walls.append(time.perf_counter() - started)
+
+    stages: dict[str, list[float]] = {}
+    unwrap = timed_stages(engine, stages)
+    staged_walls = []
+    for frame in frames:
+        started = time.perf_counter()
+        step(frame)
+        staged_walls.append(time.perf_counter() - started)
+    unwrap()
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as profiler:
+        for frame in frames:
+            step(frame)
+        synchronize(device)
+    engine.close()
+    return report(args, walls, stages, staged_walls, profiler)
+
+
+def report(args: argparse.Namespace, walls: list[float], stages: dict[str, list[float]],
+           staged_walls: list[float], profiler: profile) -> str:
+    ms = lambda values: 1000 * float(np.median(values))  # noqa: E731
+    lines = [f"# One frame of {args.model} for {args.sessions} session(s) on {args.device}", "",
+             f"Command: `python benchmarks/frame_profile.py --model {args.model}"
+             f"{' --random-weights' if args.random_weights else ''} --device {args.device} --sessions "
+             f"{args.sessions} --frames {args.frames}`", "",
+             f"Step as served, median: {ms(walls):.2f} ms.", "",
+             "| stage (device synchronised around it) | median ms |", "|---|---|"]
+    lines += [f"| {name} | {ms(values):.2f} |" for name, values in stages.items()]
+    accounted = sum(ms(values) for values in stages.values())
+    lines += [f"| the rest of the step (inputs, sampler bookkeeping, the copy to the host) | "
+              f"{ms(staged_walls) - accounted:.2f} |", ""]
+    events = profiler.key_averages()
+    device_time = sum(event.self_device_time_total for event in events) / 1000 / args.frames
+    kernels = sum(event.count for event in events if event.device_type == torch.autograd.DeviceType.CUDA)
+    if args.device != "cpu":
+        lines += [f"Under the profiler: {kernels / args.frames:.0f} device kernels a step, the device busy "
+                  f"{device_time:.2f} ms a step.", ""]
+    sort = "self_device_time_total" if args.device != "cpu" else "self_cpu_time_total"
+    lines += ["Heaviest operators:", "", "```", events.table(sort_by=sort, row_limit=15, max_name_column_width=50),
+              "```"]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="test-small")
+    parser.add_argument("--random-weights", action="store_true")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--sessions", type=int, default=1)
+    parser.add_argument("--frames", type=int, default=50)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/frame_profile"))
+    args = parser.parse_args()
+    text = run(args)
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()
