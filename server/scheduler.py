@@ -105,6 +105,7 @@ class Scheduler:
                 link.live = False
                 self._live -= 1
                 self._ready -= bool(link.inbox)
+        self._arrived.set()  # the sessions left may all be ready now
 
     def put(self, link: SlotLink, frame: np.ndarray) -> None:
         """Queue a session's frame for the engine; raises queue.Full when its inbox is full."""

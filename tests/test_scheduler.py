@@ -32,11 +32,13 @@ def running(engine: Engine, frame_seconds: float) -> Scheduler:
     return scheduler
 
 
-def session(scheduler: Scheduler) -> tuple[SlotLink, queue.Queue]:
+def session(scheduler: Scheduler) -> tuple[SlotLink, queue.Queue, int]:
+    """A session holding a slot: its link, the queue its replies arrive in (with their times), its slot."""
     replies: queue.Queue[tuple[float, SlotOutput]] = queue.Queue()
     link = SlotLink(GREEDY, deliver=lambda output: replies.put((time.monotonic(), output)), fail=print)
-    assert scheduler.acquire(link) is not None
-    return link, replies
+    slot = scheduler.acquire(link)
+    assert slot is not None
+    return link, replies, slot
 
 
 def frames(count: int) -> list[np.ndarray]:
@@ -47,7 +49,7 @@ def frames(count: int) -> list[np.ndarray]:
 def test_a_lone_sessions_frames_are_stepped_as_they_arrive(engine):
     scheduler = running(engine, frame_seconds=60.0)  # a tick held for a frame period would take minutes
     try:
-        link, replies = session(scheduler)
+        link, replies, _ = session(scheduler)
         for frame in frames(4):
             scheduler.put(link, frame)
         received = [replies.get(timeout=20)[1] for _ in range(3)]  # LMGen's first step has no reply yet
@@ -60,7 +62,7 @@ def test_a_silent_session_holds_up_the_others_for_about_a_frame(engine):
     frame_seconds = 0.5
     scheduler = running(engine, frame_seconds)
     try:
-        talking, replies = session(scheduler)
+        talking, replies, _ = session(scheduler)
         session(scheduler)  # connected, but sends nothing
         sent = []
         for frame in frames(4):
@@ -71,5 +73,20 @@ def test_a_silent_session_holds_up_the_others_for_about_a_frame(engine):
         assert [output.step for _, output in received] == [1, 2, 3]
         for at, output in received:  # each frame waited for the silent session a frame, then went on
             assert frame_seconds * 0.9 <= at - sent[output.step] <= frame_seconds * 4
+    finally:
+        scheduler.stop()
+
+
+def test_when_a_silent_session_leaves_the_others_go_on_at_once(engine):
+    scheduler = running(engine, frame_seconds=60.0)
+    try:
+        talking, replies, _ = session(scheduler)
+        silent, _, silent_slot = session(scheduler)
+        for frame in frames(2):
+            scheduler.put(talking, frame)
+        time.sleep(0.2)
+        assert replies.empty()  # waiting for the silent session, up to a frame
+        scheduler.release(silent_slot, silent)
+        assert replies.get(timeout=20)[1].step == 1  # stepped once it was the only one, not a minute later
     finally:
         scheduler.stop()
