@@ -4,8 +4,8 @@ For each session count N: an engine of N slots runs under the real scheduler (it
 fed by N sessions that each put one 80 ms frame of real speech into their inbox on the audio clock.
 Reported: tick time (the batched step) p50/p99, frame latency (a frame entering its session's inbox to
 its reply frame leaving the engine) p50/p99, late frames (ticks in which a session had no frame ready, a
-symptom of ticks that overran), and peak device memory. Then moshi's LMGen + MimiModel
-step the same frames at batch N, back to back, in the same process: each row carries the ratio.
+symptom of ticks that overran), and peak device memory. Then moshi's LMGen + MimiModel step the same
+frames at batch N, back to back, in the same process: each row carries the ratio.
 Frame latency includes the wait for a tick: the sessions' frames arrive at phases spread over the
 frame, and a tick waits for the last of them (at most one frame).
 
@@ -338,11 +338,14 @@ def run(args: argparse.Namespace) -> None:
         for sessions in [int(n) for n in args.sessions.split(",")]:
             rows.append(run_server(args, sessions, pcm))
             print(rows[-1]["sessions"], rows[-1]["mouth_to_ear_ms"], len(rows[-1]["errors"]), flush=True)
-        args.out.with_suffix(".json").write_text(json.dumps({"command": command, "rows": rows}, indent=1) + "\n")
-        args.out.with_suffix(".md").write_text(server_report(rows, command, args.model))
-        print(server_report(rows, command, args.model))
+        _save(args.out, {"command": command, "rows": rows}, server_report(rows, command, args.model))
         return
     result = sweep(args)
-    args.out.with_suffix(".json").write_text(json.dumps({**result, "command": command}, indent=1) + "\n")
-    args.out.with_suffix(".md").write_text(report(result, command))
-    print(report(result, command))
+    _save(args.out, {**result, "command": command}, report(result, command))
+
+
+def _save(out: Path, figures: dict, table: str) -> None:
+    """OUT.json with the figures, OUT.md with the table, which is also printed."""
+    out.with_suffix(".json").write_text(json.dumps(figures, indent=1) + "\n")
+    out.with_suffix(".md").write_text(table)
+    print(table)

@@ -34,8 +34,7 @@ from tqdm import tqdm
 
 from ..configs import ANTIPHON_SMALL_LM
 from ..loader import lm_kwargs_of, load_codec
-from .lm_data import (END_OF_PADDING, HEARD_ROW, PADDING, STREAMS, TokenSet, is_word, tokenize_split,
-                      train_tokenizer, word_onsets)
+from .lm_data import HEARD_ROW, PADDING, STREAMS, TokenSet, is_word, tokenize_split, train_tokenizer, word_onsets
 from .lm_probe import free_running_onset_accuracy
 from .schedule import cooldown_scale
 
@@ -142,8 +141,7 @@ class LMTrainer:
         """Losses against `codes`, the model reading `inputs` (default: the same codes)."""
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
             output = self.lm((codes if inputs is None else inputs)[:, :STREAMS])
-            transformer_out = self._transformer_out
-            heard_logits = self.listening(transformer_out) if self.args.listening_weight > 0 else None
+            heard_logits = self.listening(self._transformer_out) if self.args.listening_weight > 0 else None
         text_target = codes[:, :1][output.text_mask]
         text_logits = output.text_logits[output.text_mask].float()
         per_token = nn.functional.cross_entropy(text_logits, text_target, reduction="none")
@@ -159,7 +157,7 @@ class LMTrainer:
         figures["semantic"] = per_codebook[0]
         figures["acoustic"] = torch.stack(per_codebook[1:]).mean()
         heard = codes[:, HEARD_ROW]
-        listened = (heard > END_OF_PADDING) & (heard != PADDING)  # words, not padding or past the end
+        listened = is_word(heard) & (heard != self.lm.zero_token_id)  # not past the conversation's end
         if heard_logits is not None and listened.any():
             heard_logits = heard_logits[listened].float()
             figures["listening"] = nn.functional.cross_entropy(heard_logits, heard[listened])

@@ -17,6 +17,7 @@ training conversations can arrive while a run trains, as `tokens-train-K.npz` (`
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -77,34 +78,35 @@ def train_tokenizer(root: Path, model_prefix: Path, max_vocab: int) -> sentencep
 
 
 def align_text(words: list[dict], num_frames: int, tokenizer: sentencepiece.SentencePieceProcessor) -> np.ndarray:
-    """The monologue row for one conversation: word tokens from the frame of each word's start."""
-    row = np.full(num_frames, PADDING, dtype=np.int64)
-    next_free = 0
-    for word in words:
-        frame = max(int(word["start"] * FRAME_RATE), next_free)
-        if frame >= num_frames:
-            break
-        if frame > 0 and row[frame - 1] == PADDING:
-            row[frame - 1] = END_OF_PADDING
-        for token in tokenizer.encode(word["text"]):
-            if frame < num_frames:
-                row[frame] = token
-            frame += 1
-        next_free = frame
-    return row
+    """The monologue row for one conversation: word tokens from the frame of each word's start, the
+    end-of-padding token just before a word that follows silence."""
+    return _lay_out(words, num_frames, tokenizer, lambda word: int(word["start"] * FRAME_RATE),
+                    end_of_padding=True)
 
 
 def align_heard_text(words: list[dict], num_frames: int,
                      tokenizer: sentencepiece.SentencePieceProcessor) -> np.ndarray:
     """The user's words as heard: each word's tokens from HEARD_DELAY_FRAMES after the frame where it
     ends, padding elsewhere."""
+    return _lay_out(words, num_frames, tokenizer,
+                    lambda word: int(np.ceil(word["end"] * FRAME_RATE)) + HEARD_DELAY_FRAMES, end_of_padding=False)
+
+
+def _lay_out(words: list[dict], num_frames: int, tokenizer: sentencepiece.SentencePieceProcessor,
+             first_frame: Callable[[dict], int], end_of_padding: bool) -> np.ndarray:
+    """A row of `num_frames`: each word's tokens on consecutive frames from `first_frame(word)` (or the
+    first frame after the previous word's, if later), padding elsewhere."""
     row = np.full(num_frames, PADDING, dtype=np.int64)
     next_free = 0
     for word in words:
-        frame = max(int(np.ceil(word["end"] * FRAME_RATE)) + HEARD_DELAY_FRAMES, next_free)
+        frame = max(first_frame(word), next_free)
+        if frame >= num_frames:
+            break
+        if end_of_padding and frame > 0 and row[frame - 1] == PADDING:
+            row[frame - 1] = END_OF_PADDING
         for token in tokenizer.encode(word["text"]):
             if frame >= num_frames:
-                return row
+                break
             row[frame] = token
             frame += 1
         next_free = frame
