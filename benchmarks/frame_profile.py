@@ -1,11 +1,12 @@
 """Where one frame's time goes: the engine's step for N sessions, stage by stage and kernel by kernel.
 
-Three passes over the same speech, after warm-up (moshi's CUDA graphs captured):
-1. as served (no synchronisation added): the step's wall time;
-2. each stage (Mimi encode, LMGen step, Mimi decode, the copy back to the host) timed with the device
-   synchronised around it: what each costs;
-3. under torch.profiler: kernels launched per step and the device's busy time per step, against the
-   wall time (the difference is the device waiting for the host), and the heaviest operators.
+Passes over the same speech, after warm-up (CUDA graphs captured):
+1. the step as served, with the engine's frame graphs and with moshi's own graphs only (the glue between
+   them eager): each step's wall time;
+2. each stage (Mimi encode, LMGen step, Mimi decode, the copy back to the host) of the eager step, timed
+   with the device synchronised around it: what each costs;
+3. the frame-graphed step under torch.profiler: kernels per step and the device's busy time per step,
+   against the wall time (the difference is the device waiting for the host), and the heaviest operators.
 Prints a report and writes it to OUT.md. On a lent GPU: `source benchmarks/device_env.sh && python3
 benchmarks/frame_profile.py --model moshi-7b --random-weights --device cuda --sessions 1` (carry .carry).
 
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from antiphon.models.loader import load_model
+from antiphon.models.loader import LoadedModel, load_model
 from antiphon.server.bench import speech_frames
 from antiphon.server.engine import Engine
 from antiphon.server.params import SamplingParams
@@ -58,54 +59,65 @@ def timed_stages(engine: Engine, seconds: dict[str, list[float]]) -> Callable[[]
     return lambda: [vars(owner).pop(method) for owner, method in originals]
 
 
+def started_engine(model: LoadedModel, sessions: int, frame_graphs: bool) -> Engine:
+    engine = Engine(model, slots=sessions, frame_graphs=frame_graphs)
+    engine.warmup()
+    greedy = SamplingParams(text_temperature=0.0, audio_temperature=0.0)
+    engine.step(np.zeros((sessions, engine.frame_size), np.float32), np.ones(sessions, dtype=bool),
+                {slot: greedy for slot in range(sessions)})
+    return engine
+
+
+def step_frames(engine: Engine, frames: np.ndarray, synchronized: bool) -> list[float]:
+    """Step every frame (the same frame for every slot); each step's wall time."""
+    stepping = np.ones(engine.slots, dtype=bool)
+    walls = []
+    for frame in frames:
+        if synchronized:
+            synchronize(engine.device)
+        started = time.perf_counter()
+        engine.step(np.repeat(frame[None], engine.slots, 0), stepping)
+        if synchronized:
+            synchronize(engine.device)
+        walls.append(time.perf_counter() - started)
+    return walls
+
+
 def run(args: argparse.Namespace) -> str:
     device = torch.device(args.device)
     model = load_model(args.model, device=device, random_weights=args.random_weights)
-    engine = Engine(model, slots=args.sessions)
-    engine.warmup()
-    frames = speech_frames(args.frames * 0.08 + 0.08, engine.frame_size)[:args.frames]
-    stepping = np.ones(args.sessions, dtype=bool)
-    greedy = SamplingParams(text_temperature=0.0, audio_temperature=0.0)
-    engine.step(np.zeros((args.sessions, engine.frame_size), np.float32), stepping,
-                {slot: greedy for slot in range(args.sessions)})
+    frames = speech_frames(args.frames * 0.08 + 0.08, int(model.mimi.frame_size))[:args.frames]
 
-    def step(frame: np.ndarray) -> None:
-        engine.step(np.repeat(frame[None], args.sessions, 0), stepping)
-
-    walls = []
-    for frame in frames:
-        synchronize(device)
-        started = time.perf_counter()
-        step(frame)
-        synchronize(device)
-        walls.append(time.perf_counter() - started)
-
-    stages: dict[str, list[float]] = {}
-    unwrap = timed_stages(engine, stages)
-    staged_walls = []
-    for frame in frames:
-        started = time.perf_counter()
-        step(frame)
-        staged_walls.append(time.perf_counter() - started)
-    unwrap()
-
+    engine = started_engine(model, args.sessions, frame_graphs=True)
+    graphed_walls = step_frames(engine, frames, synchronized=True)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities) as profiler:
-        for frame in frames:
-            step(frame)
+        step_frames(engine, frames, synchronized=False)
         synchronize(device)
     engine.close()
-    return report(args, walls, stages, staged_walls, profiler)
+
+    # The stages can only be timed apart with the glue between them run eagerly (moshi's own graphs).
+    engine = started_engine(model, args.sessions, frame_graphs=False)
+    eager_walls = step_frames(engine, frames, synchronized=True)
+    stages: dict[str, list[float]] = {}
+    unwrap = timed_stages(engine, stages)
+    staged_walls = step_frames(engine, frames, synchronized=False)
+    unwrap()
+    engine.close()
+    return report(args, graphed_walls, eager_walls, stages, staged_walls, profiler)
 
 
-def report(args: argparse.Namespace, walls: list[float], stages: dict[str, list[float]],
-           staged_walls: list[float], profiler: profile) -> str:
+def report(args: argparse.Namespace, graphed_walls: list[float], eager_walls: list[float],
+           stages: dict[str, list[float]], staged_walls: list[float], profiler: profile) -> str:
     ms = lambda values: 1000 * float(np.median(values))  # noqa: E731
     lines = [f"# One frame of {args.model} for {args.sessions} session(s) on {args.device}", "",
              f"Command: `python benchmarks/frame_profile.py --model {args.model}"
              f"{' --random-weights' if args.random_weights else ''} --device {args.device} --sessions "
              f"{args.sessions} --frames {args.frames}`", "",
-             f"Step as served, median: {ms(walls):.2f} ms.", "",
+             "| the step, as served | median ms |", "|---|---|",
+             f"| frame graphs (`--frame-graphs`) | {ms(graphed_walls):.2f} |",
+             f"| moshi's own graphs, the glue between them eager (the default) | {ms(eager_walls):.2f} |",
+             "", "The eager step, stage by stage:", "",
              "| stage (device synchronised around it) | median ms |", "|---|---|"]
     lines += [f"| {name} | {ms(values):.2f} |" for name, values in stages.items()]
     accounted = sum(ms(values) for values in stages.values())
@@ -115,11 +127,11 @@ def report(args: argparse.Namespace, walls: list[float], stages: dict[str, list[
     device_time = sum(event.self_device_time_total for event in events) / 1000 / args.frames
     kernels = sum(event.count for event in events if event.device_type == torch.autograd.DeviceType.CUDA)
     if args.device != "cpu":
-        lines += [f"Under the profiler: {kernels / args.frames:.0f} device kernels a step, the device busy "
-                  f"{device_time:.2f} ms a step.", ""]
+        lines += [f"With frame graphs, under the profiler: {kernels / args.frames:.0f} device kernels a step, "
+                  f"the device busy {device_time:.2f} ms a step.", ""]
     sort = "self_device_time_total" if args.device != "cpu" else "self_cpu_time_total"
-    lines += ["Heaviest operators:", "", "```", events.table(sort_by=sort, row_limit=15, max_name_column_width=50),
-              "```"]
+    lines += ["Heaviest operators (frame graphs):", "", "```",
+              events.table(sort_by=sort, row_limit=15, max_name_column_width=50), "```"]
     return "\n".join(lines) + "\n"
 
 

@@ -1,10 +1,14 @@
-"""Parity on a GPU: each batched slot's greedy tokens against moshi's one-session reference, with CUDA
-graphs on, while sessions join, leave, reuse slots and stall. Run on a CUDA machine:
+"""Parity on a GPU: each batched slot's greedy tokens against moshi's one-session reference, while
+sessions join, leave, reuse slots and stall, with the engine's frame graphs and without. Run on a CUDA
+machine:
 
     python benchmarks/gpu_parity.py --dtype float32 --dtype bfloat16
 
-Prints, per session, how many text and audio tokens equal the reference's and where they first differ,
-and writes the table to benchmarks/results/gpu_parity.md.
+A GPU picks its kernels by shape, and kernels for different batch sizes round differently, so the
+reference is moshi's one-session loop run at the engine's batch size (the session in every row), where
+a slot must agree token for token; the agreement with the batch-1 loop is reported beside it. Prints,
+per session, how many text and audio tokens equal the reference's and where they first differ, and
+writes the table to benchmarks/results/gpu_parity.md.
 """
 
 from __future__ import annotations
@@ -68,31 +72,6 @@ def run_batched(engine: Engine, sessions: dict[str, list[np.ndarray]], joins: di
     return traces
 
 
-@torch.no_grad()
-def run_moshi_batched(model, sessions: list[list[np.ndarray]]) -> list[Trace]:
-    """Control: moshi's own LMGen and Mimi at batch len(sessions), everyone from the first frame, no
-    slots, masks or resets. Differences from the one-session reference here come from the batch size
-    alone (the GPU's kernels round differently for different batch sizes)."""
-    from moshi.models.lm import LMGen
-    device = next(model.lm.parameters()).device
-    lm_gen = LMGen(model.lm, use_sampling=False)
-    traces = [Trace([], [], []) for _ in sessions]
-    with model.mimi.streaming(len(sessions)), lm_gen.streaming(len(sessions)):
-        for index in range(min(len(frames) for frames in sessions)):
-            batch = torch.from_numpy(np.stack([frames[index] for frames in sessions])[:, None]).to(device)
-            codes = model.mimi.encode(batch)
-            if index == 0:
-                model.mimi.reset_streaming()
-            tokens = lm_gen.step(codes)
-            if tokens is None:
-                continue
-            model.mimi.decode(tokens[:, 1:])
-            for trace, row in zip(traces, tokens[:, :, 0].cpu().numpy()):
-                trace.text.append(int(row[0]))
-                trace.audio.append(row[1:])
-    return traces
-
-
 def compare(got: Trace, want: Trace) -> dict:
     steps = min(len(got.text), len(want.text))
     text_equal = [got.text[i] == want.text[i] for i in range(steps)]
@@ -107,40 +86,52 @@ def main() -> None:
     parser.add_argument("--model", default="test-small")
     parser.add_argument("--dtype", action="append", default=None)
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--out", type=Path, default=RESULTS / "gpu_parity.md")
     args = parser.parse_args()
-    device = torch.device("cuda")
+    device = torch.device(args.device)
+    slots = 4
     sessions = {name: voice_like(args.seconds, seed) for seed, name in enumerate("abcde")}
     n = len(sessions["a"])
     joins = {"a": (0, 0), "b": (3, 1), "c": (5, 2), "d": (9, 3), "e": (5 + n + 8, 2)}
     stalls = {"b": set(range(10, 16)), "c": {8, 9, 12}, "d": {30}}
-    lines = [f"GPU: {torch.cuda.get_device_name(device)}, torch {torch.__version__}, model {args.model} "
-             f"(random weights, seed 0), {args.seconds:g} s per session, 4 slots, CUDA graphs on.", "",
-             "| dtype | session | steps | text tokens equal | audio frames equal (8 codebooks) | "
-             "first difference |", "|---|---|---|---|---|---|"]
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    lines = [f"Device: {device_name}, torch {torch.__version__}, model {args.model} "
+             f"(random weights, seed 0), {args.seconds:g} s per session, {slots} slots.", "",
+             f"| dtype | engine | session | steps | against moshi's one-session loop at batch {slots}: text / "
+             "audio frames equal, first difference | against it at batch 1: text / audio frames equal, first "
+             "difference |", "|---|---|---|---|---|---|"]
+    graphs_differ = False
     for dtype_name in args.dtype or ["float32", "bfloat16"]:
         dtype = getattr(torch, dtype_name)
-        engine = Engine(load_model(args.model, device=device, dtype=dtype, random_weights=True), slots=4)
-        engine.warmup()
-        traces = run_batched(engine, sessions, joins, stalls)
-        reference_model = load_model(args.model, device=device, dtype=dtype, random_weights=True)
-        for name, frames in sessions.items():
-            row = compare(traces[name], reference_run(reference_model, frames))
-            first = "none" if row["first_difference"] is None else f"step {row['first_difference']}"
-            lines.append(f"| {dtype_name} | {name} | {row['steps']} | {row['text_equal']}/{row['steps']} | "
-                         f"{row['audio_frames_equal']}/{row['steps']} | {first} |")
-        control = run_moshi_batched(load_model(args.model, device=device, dtype=dtype, random_weights=True),
-                                    [sessions[name] for name in "abcd"])
-        for name, trace in zip("abcd", control):
-            row = compare(trace, reference_run(reference_model, sessions[name]))
-            first = "none" if row["first_difference"] is None else f"step {row['first_difference']}"
-            lines.append(f"| {dtype_name} | {name}, moshi alone at batch 4 (control) | {row['steps']} | "
-                         f"{row['text_equal']}/{row['steps']} | {row['audio_frames_equal']}/{row['steps']} | "
-                         f"{first} |")
+        model = load_model(args.model, device=device, dtype=dtype, random_weights=True)
+        references = {name: (reference_run(model, frames, batch=slots), reference_run(model, frames))
+                      for name, frames in sessions.items()}
+        for frame_graphs in (True, False):
+            engine = Engine(model, slots=slots, frame_graphs=frame_graphs)
+            engine.warmup()
+            traces = run_batched(engine, sessions, joins, stalls)
+            engine.close()
+            label = "frame graphs" if frame_graphs else "moshi's graphs, eager glue"
+            for name, (at_batch, alone) in references.items():
+                same_batch, batch_one = compare(traces[name], at_batch), compare(traces[name], alone)
+                differs = same_batch["first_difference"] is not None or not same_batch["lengths_match"]
+                graphs_differ |= frame_graphs and differs
+                lines.append(f"| {dtype_name} | {label} | {name} | {same_batch['steps']} | "
+                             f"{agreement(same_batch)} | {agreement(batch_one)} |")
     text = "\n".join(lines)
     print(text)
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
-    (RESULTS / "gpu_parity.md").write_text(f"# Greedy parity on GPU\n\nCommand: `{command}`\n\n{text}\n")
+    args.out.write_text(f"# Greedy parity on GPU\n\nCommand: `{command}`\n\n{text}\n")
+    if graphs_differ:
+        sys.exit("with frame graphs, a session's tokens differ from moshi's at the same batch size")
+
+
+def agreement(row: dict) -> str:
+    first = "none" if row["first_difference"] is None else f"step {row['first_difference']}"
+    length = "" if row["lengths_match"] else " (lengths differ)"
+    return f"{row['text_equal']} / {row['audio_frames_equal']} of {row['steps']}, {first}{length}"
 
 
 if __name__ == "__main__":

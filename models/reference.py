@@ -27,14 +27,18 @@ def frames_of(pcm: np.ndarray) -> list[np.ndarray]:
 
 
 @torch.no_grad()
-def reference_run(model: LoadedModel, frames: list[np.ndarray]) -> Trace:
-    """Greedy single-session decoding with moshi's LMGen and MimiModel."""
+def reference_run(model: LoadedModel, frames: list[np.ndarray], batch: int = 1) -> Trace:
+    """Greedy single-session decoding with moshi's LMGen and MimiModel.
+
+    With `batch` > 1 the session's frames fill every row of a batch of that size: the same computation,
+    with the kernels a GPU picks for that batch size (which round differently from batch 1's); row 0's
+    tokens are the reference for a session served in a batch of that size."""
     lm_gen = LMGen(model.lm, use_sampling=False)
     device = next(model.lm.parameters()).device
     trace = Trace([], [], [])
-    with model.mimi.streaming(1), lm_gen.streaming(1):
+    with model.mimi.streaming(batch), lm_gen.streaming(batch):
         for index, frame in enumerate(frames):
-            codes = model.mimi.encode(torch.from_numpy(frame)[None, None].to(device))
+            codes = model.mimi.encode(torch.from_numpy(frame)[None, None].repeat(batch, 1, 1).to(device))
             if index == 0:
                 model.mimi.reset_streaming()  # as moshi's server does after the first frame
             tokens = lm_gen.step(codes)

@@ -28,6 +28,7 @@ import platform
 import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sessions", default="1,2,4", help="comma-separated session counts")
     parser.add_argument("--seconds", type=float, default=12.0, help="audio each session streams per row")
     parser.add_argument("--warmup-frames", type=int, default=12, help="first frames of a row not counted")
+    parser.add_argument("--frame-graphs", action="store_true",
+                        help="CUDA: the engine's step as two CUDA graphs rather than moshi's graphed pieces")
     parser.add_argument("--server", action="store_true",
                         help="drive a real server over loopback with WebSocket clients instead")
     parser.add_argument("--client-processes", type=int, default=max(1, (os.cpu_count() or 2) // 2),
@@ -91,8 +94,9 @@ def speech_frames(seconds: float, frame_size: int) -> np.ndarray:
     return np.resize(np.asarray(pcm, dtype=np.float32), frames * frame_size).reshape(frames, frame_size)
 
 
-def run_engine(model: LoadedModel, sessions: int, frames: np.ndarray, warmup: int) -> dict:
-    engine = Engine(model, slots=sessions)
+def run_engine(model: LoadedModel, sessions: int, frames: np.ndarray, warmup: int,
+               frame_graphs: bool = False) -> dict:
+    engine = Engine(model, slots=sessions, frame_graphs=frame_graphs)
     engine.warmup()
     timed = TimedEngine(engine)
     scheduler = Scheduler(timed, Metrics(sessions))  # type: ignore[arg-type]
@@ -190,13 +194,15 @@ def sweep(args: argparse.Namespace) -> dict:
     rows = []
     for sessions in [int(n) for n in args.sessions.split(",")]:
         row = {"sessions": sessions,
-               "antiphon": _measured(run_engine, model, sessions, frames, args.warmup_frames),
+               "antiphon": _measured(partial(run_engine, frame_graphs=args.frame_graphs), model, sessions,
+                                     frames, args.warmup_frames),
                "moshi": _measured(run_reference, model, sessions, frames, args.warmup_frames)}
         rows.append(row)
         print(_row_line(row, weights_gib), flush=True)
     return {"model": model.name, "device": _device_name(device), "torch": torch.__version__,
             "context_frames": model.lm.transformer.layers[0].self_attn.context,
             "dtype": str(next(model.lm.parameters()).dtype).removeprefix("torch."),
+            "frame_graphs": args.frame_graphs and device.type == "cuda",
             "weights_gib": weights_gib, "seconds": args.seconds, "warmup_frames": args.warmup_frames,
             "rows": rows}
 
@@ -242,7 +248,8 @@ def report(result: dict, command: str) -> str:
              f"torch {result['torch']}, LM dtype {result['dtype']}, weights {_gib(result['weights_gib'])} GiB, "
              f"attention context {result['context_frames']} frames; "
              f"{result['seconds']:.0f} s of speech per session and row, the first {result['warmup_frames']} "
-             f"frames not counted. Antiphon: the engine under the real scheduler, fed on the audio clock; "
+             f"frames not counted. Antiphon: the engine under the real scheduler, fed on the audio clock"
+             f"{' (frame graphs)' if result.get('frame_graphs') else ''}; "
              f"moshi: its LMGen + MimiModel stepped back to back at the same batch size.", "", HEADER]
     lines += [_row_line(row, result["weights_gib"]) for row in result["rows"]]
     return "\n".join(lines) + "\n"
@@ -270,6 +277,8 @@ def run_server(args: argparse.Namespace, sessions: int, pcm: np.ndarray) -> dict
                   "--idle-seconds", "30", "--log-level", "warning"]
     if args.context_frames:
         serve_args += ["--context-frames", str(args.context_frames)]
+    if args.frame_graphs:
+        serve_args.append("--frame-graphs")
     server = LocalServer(serve_args + (["--random-weights"] if args.random_weights else []),
                          log=args.out.with_name(f"{args.out.name}-server-{sessions}.log"))
     try:

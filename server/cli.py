@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> None:
                        help="attend to at most this many past 80 ms frames (default: the model's own, 3,000 "
                             "for Moshi). Less keeps less KV cache a session (Moshi 7B: 1.5 GB at 3,000 in "
                             "bfloat16) and changes only sessions longer than it")
+    serve.add_argument("--frame-graphs", action="store_true",
+                       help="CUDA: capture each frame's step as two CUDA graphs (the encoding, then the rest) "
+                            "rather than moshi's graphed pieces with Python between them")
     serve.add_argument("--max-message-kib", type=int, default=64, help="largest client message")
     serve.add_argument("--idle-seconds", type=float, default=10.0,
                        help="close a session that sends no audio for this long")

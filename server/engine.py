@@ -4,7 +4,9 @@ Only the engine thread calls into this module. Each step runs moshi's streaming 
 batch: Mimi encodes every slot's 1920-sample frame, LMGen steps the temporal and depth transformers, and
 Mimi decodes the agent's codebooks. A slot that has no frame this step is masked with `set_exec_mask`, so
 its streaming state does not move; a slot that starts a session is reset alone with
-`reset_streaming(mask)`. On CUDA, moshi's modules capture themselves in CUDA graphs.
+`reset_streaming(mask)`. On CUDA, moshi's modules capture themselves in CUDA graphs; with `frame_graphs`
+the step is instead two CUDA graphs (`frame_graphs.py`): Mimi's encoding, then the LM step with the
+decoding. Either way the step's outputs come back to the host in one copy.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 from moshi.models.lm import LMGen
 
 from ..models.loader import LoadedModel
+from .frame_graphs import StatePinning, graphed
 from .params import SamplingParams
 from .sampling import SlotSampler
 
@@ -31,7 +34,7 @@ class StepResult:
 
 
 class Engine:
-    def __init__(self, model: LoadedModel, slots: int) -> None:
+    def __init__(self, model: LoadedModel, slots: int, frame_graphs: bool = False) -> None:
         if slots < 1:
             raise ValueError("an engine needs at least one slot")
         self.model = model
@@ -49,6 +52,10 @@ class Engine:
         # starts from fresh left padding; slots marked here get the same treatment.
         self._fresh = np.zeros(slots, dtype=bool)
         self._streams = [self.mimi.streaming(slots), self.lm_gen.streaming(slots)]
+        use_graphs = frame_graphs and self.device.type == "cuda"
+        pinning = StatePinning([self.mimi, self.lm_gen])
+        self._encode = graphed(self._encode_frames, pinning, use_graphs)
+        self._generate = graphed(self._generate_frames, pinning, use_graphs)
 
     def _install_audio_sampling(self) -> None:
         """Route the depth transformer's per-codebook logits through the per-slot sampler.
@@ -77,14 +84,24 @@ class Engine:
         stepping = np.asarray(stepping, dtype=bool)
         exec_mask = torch.from_numpy(stepping).to(self.device)
         frames = torch.from_numpy(np.ascontiguousarray(pcm, dtype=np.float32)).to(self.device)
-
-        self.mimi.set_exec_mask(exec_mask)
-        codes = self.mimi.encode(frames[:, None, :])
+        codes = self._encode(frames, exec_mask)
         first = self._fresh & stepping
         if first.any():
             self.mimi.reset_streaming(torch.from_numpy(first).to(self.device))
             self._fresh &= ~stepping
+        # One transfer, one wait for the device: [pcm | text, audio tokens | produced] per slot.
+        packed = self._generate(codes, exec_mask).cpu().numpy()
+        tokens = packed[:, self.frame_size:-1].astype(np.int64)
+        return StepResult(pcm=packed[:, :self.frame_size], text=tokens[:, 0], audio=tokens[:, 1:],
+                          produced=packed[:, -1] > 0)
 
+    def _encode_frames(self, frames: torch.Tensor, exec_mask: torch.Tensor) -> torch.Tensor:
+        self.mimi.set_exec_mask(exec_mask)
+        return self.mimi.encode(frames[:, None, :])
+
+    def _generate_frames(self, codes: torch.Tensor, exec_mask: torch.Tensor) -> torch.Tensor:
+        """The LM step and the decoding of what it produced, packed into one float32 row per slot (token
+        ids are small integers, exact in float32)."""
         self.lm_gen.set_exec_mask(exec_mask)
         tokens = self.lm_gen.step(codes)
         assert tokens is not None  # support_out_of_sync: masked rows come back as negative ids
@@ -92,15 +109,8 @@ class Engine:
         audio_tokens = tokens[:, 1:, :]
         produced = exec_mask & (audio_tokens[:, :, 0] >= 0).all(dim=1)
         self.mimi.set_exec_mask(produced)
-        out_pcm = self.mimi.decode(audio_tokens.clamp(min=0))
-
-        tokens_host = tokens[:, :, 0].cpu().numpy()
-        return StepResult(
-            pcm=out_pcm[:, 0, :].float().cpu().numpy(),
-            text=tokens_host[:, 0],
-            audio=tokens_host[:, 1:],
-            produced=produced.cpu().numpy(),
-        )
+        pcm = self.mimi.decode(audio_tokens.clamp(min=0))
+        return torch.cat([pcm[:, 0, :].float(), tokens[:, :, 0].float(), produced[:, None].float()], dim=1)
 
     def _join(self, joining: dict[int, SamplingParams]) -> None:
         mask = torch.zeros(self.slots, dtype=torch.bool)
@@ -131,9 +141,14 @@ class Engine:
             stream.close()
         self._streams = []
         vars(self.model.lm).pop("forward_depformer", None)
+        self._encode = self._generate = _closed  # the captured graphs hold device memory until dropped
 
     def text_piece(self, token: int) -> str | None:
         """The monologue piece of a text token, or None for padding."""
         if token in self.padding_tokens:
             return None
         return self.model.text.piece(token) or None
+
+
+def _closed(*_: torch.Tensor) -> torch.Tensor:
+    raise RuntimeError("the engine is closed")

@@ -41,7 +41,7 @@ def serve(args: argparse.Namespace) -> None:
                            context=args.context_frames)
     except ModelLoadError as exc:
         raise ServeError(str(exc)) from None
-    engine = Engine(model, args.slots)
+    engine = Engine(model, args.slots, frame_graphs=args.frame_graphs)
     logger.info("warming up %d slots on %s", args.slots, device)
     engine.warmup()
     metrics = Metrics(args.slots)

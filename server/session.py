@@ -21,6 +21,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from . import protocol
 from .access import AccessPolicy
 from .lifecycle import Lifecycle
+from .loop_mailbox import LoopMailbox
 from .metrics import Metrics
 from .ogg_opus import OggOpusReader, OggOpusWriter
 from .params import SamplingParams
@@ -55,6 +56,13 @@ class ServerContext:
     # is coded on all cores while the loop serves the sockets.
     codec_threads: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="antiphon-opus"))
+    mailboxes: dict[asyncio.AbstractEventLoop, LoopMailbox] = field(default_factory=dict)
+
+    def mailbox(self, loop: asyncio.AbstractEventLoop) -> LoopMailbox:
+        """The engine thread's way into `loop`, shared by the loop's sessions."""
+        if loop not in self.mailboxes:
+            self.mailboxes[loop] = LoopMailbox(loop)
+        return self.mailboxes[loop]
 
 
 class SessionLog(logging.LoggerAdapter):
@@ -76,6 +84,7 @@ class Session:
         self.timed_text = protocol.wants_timed_text(websocket.query_params)
         self.client = websocket.client.host if websocket.client else "unknown"
         self._loop = asyncio.get_running_loop()
+        self._mailbox = context.mailbox(self._loop)
         self._outbox: asyncio.Queue[SlotOutput] = asyncio.Queue(maxsize=self.limits.outbox_frames)
         self._ended: asyncio.Future[ProtocolError] = self._loop.create_future()
 
@@ -233,7 +242,7 @@ class Session:
                 await self.ws.send_bytes(message)
 
     def _deliver_threadsafe(self, output: SlotOutput) -> None:
-        self._loop.call_soon_threadsafe(self._deliver, output)
+        self._mailbox.post(self._deliver, output)
 
     def _deliver(self, output: SlotOutput) -> None:
         if self._ended.done():
@@ -245,8 +254,7 @@ class Session:
                                     "are waiting", CloseCode.POLICY, kind="not_reading"))
 
     def _fail_threadsafe(self, message: str) -> None:
-        self._loop.call_soon_threadsafe(self._end, ProtocolError(message, CloseCode.GOING_AWAY,
-                                                                           kind="engine_failed"))
+        self._mailbox.post(self._end, ProtocolError(message, CloseCode.GOING_AWAY, kind="engine_failed"))
 
     def _end(self, reason: ProtocolError) -> None:
         if not self._ended.done():
