@@ -59,8 +59,9 @@ def timed_stages(engine: Engine, seconds: dict[str, list[float]]) -> Callable[[]
     return lambda: [vars(owner).pop(method) for owner, method in originals]
 
 
-def started_engine(model: LoadedModel, sessions: int, frame_graphs: bool) -> Engine:
-    engine = Engine(model, slots=sessions, frame_graphs=frame_graphs)
+def started_engine(model: LoadedModel, sessions: int, frame_graphs: bool,
+                   compile_backend: str | None = None) -> Engine:
+    engine = Engine(model, slots=sessions, frame_graphs=frame_graphs, compile_backend=compile_backend)
     engine.warmup()
     greedy = SamplingParams(text_temperature=0.0, audio_temperature=0.0)
     engine.step(np.zeros((sessions, engine.frame_size), np.float32), np.ones(sessions, dtype=bool),
@@ -88,50 +89,59 @@ def run(args: argparse.Namespace) -> str:
     model = load_model(args.model, device=device, random_weights=args.random_weights)
     frames = speech_frames(args.frames * 0.08 + 0.08, int(model.mimi.frame_size))[:args.frames]
 
-    engine = started_engine(model, args.sessions, frame_graphs=True)
-    graphed_walls = step_frames(engine, frames, synchronized=True)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with profile(activities=activities) as profiler:
-        step_frames(engine, frames, synchronized=False)
-        synchronize(device)
-    engine.close()
+    walls: dict[str, list[float]] = {}
+    profilers: dict[str, profile] = {}
+    variants = {"frame graphs (`--frame-graphs`)": None}
+    if args.compile:
+        variants["compiled, with frame graphs (`--compile`)"] = "inductor"
+    for label, backend in variants.items():
+        started = time.perf_counter()
+        engine = started_engine(model, args.sessions, frame_graphs=True, compile_backend=backend)
+        print(f"{label}: ready in {time.perf_counter() - started:.0f} s", flush=True)
+        walls[label] = step_frames(engine, frames, synchronized=True)
+        with profile(activities=activities) as profilers[label]:
+            step_frames(engine, frames, synchronized=False)
+            synchronize(device)
+        engine.close()
 
     # The stages can only be timed apart with the glue between them run eagerly (moshi's own graphs).
     engine = started_engine(model, args.sessions, frame_graphs=False)
-    eager_walls = step_frames(engine, frames, synchronized=True)
+    walls["moshi's own graphs, the glue between them eager (the default)"] = step_frames(engine, frames,
+                                                                                        synchronized=True)
     stages: dict[str, list[float]] = {}
     unwrap = timed_stages(engine, stages)
     staged_walls = step_frames(engine, frames, synchronized=False)
     unwrap()
     engine.close()
-    return report(args, graphed_walls, eager_walls, stages, staged_walls, profiler)
+    return report(args, walls, stages, staged_walls, profilers)
 
 
-def report(args: argparse.Namespace, graphed_walls: list[float], eager_walls: list[float],
-           stages: dict[str, list[float]], staged_walls: list[float], profiler: profile) -> str:
+def report(args: argparse.Namespace, walls: dict[str, list[float]], stages: dict[str, list[float]],
+           staged_walls: list[float], profilers: dict[str, profile]) -> str:
     ms = lambda values: 1000 * float(np.median(values))  # noqa: E731
     lines = [f"# One frame of {args.model} for {args.sessions} session(s) on {args.device}", "",
              f"Command: `python benchmarks/frame_profile.py --model {args.model}"
              f"{' --random-weights' if args.random_weights else ''} --device {args.device} --sessions "
-             f"{args.sessions} --frames {args.frames}`", "",
-             "| the step, as served | median ms |", "|---|---|",
-             f"| frame graphs (`--frame-graphs`) | {ms(graphed_walls):.2f} |",
-             f"| moshi's own graphs, the glue between them eager (the default) | {ms(eager_walls):.2f} |",
-             "", "The eager step, stage by stage:", "",
+             f"{args.sessions} --frames {args.frames}{' --compile' if args.compile else ''}`", "",
+             "| the step, as served | median ms |", "|---|---|"]
+    lines += [f"| {label} | {ms(values):.2f} |" for label, values in walls.items()]
+    lines += ["", "The eager step, stage by stage:", "",
              "| stage (device synchronised around it) | median ms |", "|---|---|"]
     lines += [f"| {name} | {ms(values):.2f} |" for name, values in stages.items()]
     accounted = sum(ms(values) for values in stages.values())
     lines += [f"| the rest of the step (inputs, sampler bookkeeping, the copy to the host) | "
               f"{ms(staged_walls) - accounted:.2f} |", ""]
-    events = profiler.key_averages()
-    device_time = sum(event.self_device_time_total for event in events) / 1000 / args.frames
-    kernels = sum(event.count for event in events if event.device_type == torch.autograd.DeviceType.CUDA)
-    if args.device != "cpu":
-        lines += [f"With frame graphs, under the profiler: {kernels / args.frames:.0f} device kernels a step, "
-                  f"the device busy {device_time:.2f} ms a step.", ""]
     sort = "self_device_time_total" if args.device != "cpu" else "self_cpu_time_total"
-    lines += ["Heaviest operators (frame graphs):", "", "```",
-              events.table(sort_by=sort, row_limit=15, max_name_column_width=50), "```"]
+    for label, profiler in profilers.items():
+        events = profiler.key_averages()
+        device_time = sum(event.self_device_time_total for event in events) / 1000 / args.frames
+        kernels = sum(event.count for event in events if event.device_type == torch.autograd.DeviceType.CUDA)
+        if args.device != "cpu":
+            lines += [f"{label}, under the profiler: {kernels / args.frames:.0f} device kernels a step, the "
+                      f"device busy {device_time:.2f} ms a step.", ""]
+        lines += [f"Heaviest operators, {label}:", "", "```",
+                  events.table(sort_by=sort, row_limit=15, max_name_column_width=50), "```", ""]
     return "\n".join(lines) + "\n"
 
 
@@ -142,6 +152,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--sessions", type=int, default=1)
     parser.add_argument("--frames", type=int, default=50)
+    parser.add_argument("--compile", action="store_true", help="add the compiled step (`--compile`)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/frame_profile"))
     args = parser.parse_args()
     text = run(args)

@@ -87,6 +87,7 @@ def main() -> None:
     parser.add_argument("--dtype", action="append", default=None)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--device", default="cuda")
+    parser.add_argument("--compile", action="store_true", help="add the compiled engine's agreement")
     parser.add_argument("--out", type=Path, default=RESULTS / "gpu_parity.md")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -107,16 +108,19 @@ def main() -> None:
         model = load_model(args.model, device=device, dtype=dtype, random_weights=True)
         references = {name: (reference_run(model, frames, batch=slots), reference_run(model, frames))
                       for name, frames in sessions.items()}
-        for frame_graphs in (True, False):
-            engine = Engine(model, slots=slots, frame_graphs=frame_graphs)
+        engines: dict[str, dict] = {"frame graphs": {"frame_graphs": True},
+                                    "moshi's graphs, eager glue": {"frame_graphs": False}}
+        if args.compile:  # reported, not required to match: compiled kernels round differently
+            engines["compiled, frame graphs"] = {"compile_backend": "inductor"}
+        for label, options in engines.items():
+            engine = Engine(model, slots=slots, **options)
             engine.warmup()
             traces = run_batched(engine, sessions, joins, stalls)
             engine.close()
-            label = "frame graphs" if frame_graphs else "moshi's graphs, eager glue"
             for name, (at_batch, alone) in references.items():
                 same_batch, batch_one = compare(traces[name], at_batch), compare(traces[name], alone)
                 differs = same_batch["first_difference"] is not None or not same_batch["lengths_match"]
-                graphs_differ |= frame_graphs and differs
+                graphs_differ |= label == "frame graphs" and differs
                 lines.append(f"| {dtype_name} | {label} | {name} | {same_batch['steps']} | "
                              f"{agreement(same_batch)} | {agreement(batch_one)} |")
     text = "\n".join(lines)

@@ -54,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup-frames", type=int, default=12, help="first frames of a row not counted")
     parser.add_argument("--frame-graphs", action="store_true",
                         help="CUDA: the engine's step as two CUDA graphs rather than moshi's graphed pieces")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the engine's step pieces")
     parser.add_argument("--server", action="store_true",
                         help="drive a real server over loopback with WebSocket clients instead")
     parser.add_argument("--client-processes", type=int, default=max(1, (os.cpu_count() or 2) // 2),
@@ -95,8 +96,8 @@ def speech_frames(seconds: float, frame_size: int) -> np.ndarray:
 
 
 def run_engine(model: LoadedModel, sessions: int, frames: np.ndarray, warmup: int,
-               frame_graphs: bool = False) -> dict:
-    engine = Engine(model, slots=sessions, frame_graphs=frame_graphs)
+               frame_graphs: bool = False, compile_backend: str | None = None) -> dict:
+    engine = Engine(model, slots=sessions, frame_graphs=frame_graphs, compile_backend=compile_backend)
     engine.warmup()
     timed = TimedEngine(engine)
     scheduler = Scheduler(timed, Metrics(sessions))  # type: ignore[arg-type]
@@ -194,15 +195,17 @@ def sweep(args: argparse.Namespace) -> dict:
     rows = []
     for sessions in [int(n) for n in args.sessions.split(",")]:
         row = {"sessions": sessions,
-               "antiphon": _measured(partial(run_engine, frame_graphs=args.frame_graphs), model, sessions,
-                                     frames, args.warmup_frames),
+               "antiphon": _measured(partial(run_engine, frame_graphs=args.frame_graphs,
+                                             compile_backend="inductor" if args.compile else None),
+                                     model, sessions, frames, args.warmup_frames),
                "moshi": _measured(run_reference, model, sessions, frames, args.warmup_frames)}
         rows.append(row)
         print(_row_line(row, weights_gib), flush=True)
     return {"model": model.name, "device": _device_name(device), "torch": torch.__version__,
             "context_frames": model.lm.transformer.layers[0].self_attn.context,
             "dtype": str(next(model.lm.parameters()).dtype).removeprefix("torch."),
-            "frame_graphs": args.frame_graphs and device.type == "cuda",
+            "frame_graphs": (args.frame_graphs or args.compile) and device.type == "cuda",
+            "compiled": args.compile,
             "weights_gib": weights_gib, "seconds": args.seconds, "warmup_frames": args.warmup_frames,
             "rows": rows}
 
@@ -249,7 +252,8 @@ def report(result: dict, command: str) -> str:
              f"attention context {result['context_frames']} frames; "
              f"{result['seconds']:.0f} s of speech per session and row, the first {result['warmup_frames']} "
              f"frames not counted. Antiphon: the engine under the real scheduler, fed on the audio clock"
-             f"{' (frame graphs)' if result.get('frame_graphs') else ''}; "
+             f"{' (frame graphs)' if result.get('frame_graphs') else ''}"
+             f"{' (compiled)' if result.get('compiled') else ''}; "
              f"moshi: its LMGen + MimiModel stepped back to back at the same batch size.", "", HEADER]
     lines += [_row_line(row, result["weights_gib"]) for row in result["rows"]]
     return "\n".join(lines) + "\n"
@@ -279,6 +283,8 @@ def run_server(args: argparse.Namespace, sessions: int, pcm: np.ndarray) -> dict
         serve_args += ["--context-frames", str(args.context_frames)]
     if args.frame_graphs:
         serve_args.append("--frame-graphs")
+    if args.compile:
+        serve_args.append("--compile")
     server = LocalServer(serve_args + (["--random-weights"] if args.random_weights else []),
                          log=args.out.with_name(f"{args.out.name}-server-{sessions}.log"))
     try:

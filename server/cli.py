@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--frame-graphs", action="store_true",
                        help="CUDA: capture each frame's step as two CUDA graphs (the encoding, then the rest) "
                             "rather than moshi's graphed pieces with Python between them")
+    serve.add_argument("--compile", action="store_true",
+                       help="torch.compile the step's pieces (fewer, fused kernels; on CUDA with frame graphs). "
+                            "Kernels round differently: greedy tokens can drift from moshi's own")
     serve.add_argument("--max-message-kib", type=int, default=64, help="largest client message")
     serve.add_argument("--idle-seconds", type=float, default=10.0,
                        help="close a session that sends no audio for this long")

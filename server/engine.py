@@ -11,13 +11,16 @@ decoding. Either way the step's outputs come back to the host in one copy.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from moshi.models.lm import LMGen
 
 from ..models.loader import LoadedModel
+from .compiled import CompiledPieces
 from .frame_graphs import StatePinning, graphed
 from .params import SamplingParams
 from .sampling import SlotSampler
@@ -34,7 +37,11 @@ class StepResult:
 
 
 class Engine:
-    def __init__(self, model: LoadedModel, slots: int, frame_graphs: bool = False) -> None:
+    def __init__(self, model: LoadedModel, slots: int, frame_graphs: bool = False,
+                 compile_backend: str | Callable[..., Any] | None = None) -> None:
+        """`frame_graphs`: on CUDA, capture the step as two graphs rather than moshi's pieces.
+        `compile_backend` (`inductor` for `--compile`): torch.compile the step's pieces with it; on CUDA
+        this implies frame graphs, captured once compiling is done."""
         if slots < 1:
             raise ValueError("an engine needs at least one slot")
         self.model = model
@@ -45,6 +52,9 @@ class Engine:
         self.sample_rate = int(self.mimi.sample_rate)
         self.sampler = SlotSampler(slots, self.device)
         self._install_audio_sampling()
+        # before LMGen binds the text hook and, on entering streaming, `forward_text`
+        self._compiled = (CompiledPieces(model, [(self.sampler, "force_text")], compile_backend)
+                          if compile_backend else None)
         self.lm_gen = LMGen(model.lm, use_sampling=False, support_out_of_sync=True,
                             on_text_logits_hook=self.sampler.force_text)
         self.padding_tokens = {model.lm.existing_text_padding_id, model.lm.end_of_text_padding_id}
@@ -52,10 +62,13 @@ class Engine:
         # starts from fresh left padding; slots marked here get the same treatment.
         self._fresh = np.zeros(slots, dtype=bool)
         self._streams = [self.mimi.streaming(slots), self.lm_gen.streaming(slots)]
-        use_graphs = frame_graphs and self.device.type == "cuda"
+        use_graphs = (frame_graphs or self._compiled is not None) and self.device.type == "cuda"
+        # A compiled piece compiles again on its second call (its step counter turns symbolic); capturing
+        # only after that keeps compilation out of the graphs.
+        self._eager_steps = 3 if self._compiled else 1
         pinning = StatePinning([self.mimi, self.lm_gen])
-        self._encode = graphed(self._encode_frames, pinning, use_graphs)
-        self._generate = graphed(self._generate_frames, pinning, use_graphs)
+        self._encode = graphed(self._encode_frames, pinning, use_graphs, self._eager_steps)
+        self._generate = graphed(self._generate_frames, pinning, use_graphs, self._eager_steps)
 
     def _install_audio_sampling(self) -> None:
         """Route the depth transformer's per-codebook logits through the per-slot sampler.
@@ -122,9 +135,10 @@ class Engine:
         self.mimi.reset_streaming(mask)
         self.lm_gen.reset_streaming(mask)
 
-    def warmup(self, steps: int = 3) -> None:
-        """Run a few silent frames through every slot, so that CUDA graphs are captured before the first
-        session arrives (each session resets its slot when it joins)."""
+    def warmup(self) -> None:
+        """Run a few silent frames through every slot, so that pieces are compiled and CUDA graphs
+        captured before the first session arrives (each session resets its slot when it joins)."""
+        steps = self._eager_steps + 2
         silence = np.zeros((self.slots, self.frame_size), dtype=np.float32)
         everyone = np.ones(self.slots, dtype=bool)
         greedy = SamplingParams(text_temperature=0.0, audio_temperature=0.0)
@@ -140,6 +154,8 @@ class Engine:
         for stream in self._streams:
             stream.close()
         self._streams = []
+        if self._compiled is not None:
+            self._compiled.restore()
         vars(self.model.lm).pop("forward_depformer", None)
         self._encode = self._generate = _closed  # the captured graphs hold device memory until dropped
 

@@ -74,12 +74,13 @@ class StatePinning:
         return pinned_function
 
 
-def graphed(function: Callable[..., Any], pinning: StatePinning, enabled: bool) -> Callable[..., Any]:
+def graphed(function: Callable[..., Any], pinning: StatePinning, enabled: bool,
+            eager_steps: int = 1) -> Callable[..., Any]:
     """`function` (tensors in, tensors out) as one CUDA graph when enabled; called directly otherwise.
 
-    moshi's `CUDAGraphed` runs it once eagerly, captures it on the second call and replays it after,
-    copying each call's tensor arguments into the captured ones. Pinning only matters to replays, so
-    the direct call goes without it."""
+    moshi's `CUDAGraphed` runs it `eager_steps` times eagerly, captures it on the next call and replays
+    it after, copying each call's tensor arguments into the captured ones. Pinning only matters to
+    replays, so the direct call goes without it."""
     if not enabled:
         return function
-    return CUDAGraphed(pinning.wrap(function))
+    return CUDAGraphed(pinning.wrap(function), warmup_steps=eager_steps)

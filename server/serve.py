@@ -41,7 +41,8 @@ def serve(args: argparse.Namespace) -> None:
                            context=args.context_frames)
     except ModelLoadError as exc:
         raise ServeError(str(exc)) from None
-    engine = Engine(model, args.slots, frame_graphs=args.frame_graphs)
+    engine = Engine(model, args.slots, frame_graphs=args.frame_graphs,
+                    compile_backend="inductor" if args.compile else None)
     logger.info("warming up %d slots on %s", args.slots, device)
     engine.warmup()
     metrics = Metrics(args.slots)

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The compiled engine (`--compile`: torch.compile over moshi's streaming pieces, with frame graphs) on a
+# lent H200 (the device tool, carry .carry), in one call: its greedy agreement with moshi's one-session
+# loop (test-small), one Moshi 7B session's frame stage by stage beside the other engines, and the
+# engine sweep's one-session row beside moshi's modules. Inductor's compiled kernels are cached under
+# .runs/ (kept while the machine stays warm), so a second call compiles little.
+#   bash benchmarks/gpu_compiled.sh
+set -uo pipefail
+out=${OUT:-benchmarks/results}
+source benchmarks/device_env.sh
+export OUT=$out TORCHINDUCTOR_CACHE_DIR=$PWD/.runs/inductor
+step() {  # NAME SECONDS COMMAND...: one measurement, bounded, its failure reported and passed over
+  local name=$1 seconds=$2 status=0
+  shift 2
+  local started=$SECONDS
+  timeout "$seconds" "$@" || status=$?
+  echo "$name: $((SECONDS - started)) s, exit $status"
+}
+step parity 150 python3 benchmarks/gpu_parity.py --compile --out "$out/gpu_parity_compiled.md"
+step "frame profile" 300 python3 benchmarks/frame_profile.py --model moshi-7b --random-weights --device cuda \
+  --sessions 1 --frames 50 --compile --out "$out/frame_profile_compiled_gpu"
+step "one session" 120 bash benchmarks/gpu_sessions.sh 1 8 gpu_sessions_compiled --compile
+ls -la "$out"

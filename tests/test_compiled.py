@@ -1,0 +1,63 @@
+"""`--compile`: moshi's streaming pieces traced by torch.compile decode what the eager engine decodes.
+
+The tracing (Dynamo) is what can go wrong with stateful streaming code, and it runs here with the eager
+backend, which executes the traced graphs as they are; Inductor's fused kernels round differently and
+their agreement is measured on the GPU (`benchmarks/gpu_parity.py`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from antiphon.models.loader import load_model
+from antiphon.server.engine import Engine
+from antiphon.server.params import SamplingParams
+
+GREEDY = SamplingParams(text_temperature=0.0, audio_temperature=0.0)
+SAMPLED = SamplingParams(text_temperature=0.7, text_topk=25, audio_temperature=0.8, audio_topk=250, text_seed=5,
+                         audio_seed=9)
+
+
+def speech_like(frames: int) -> np.ndarray:
+    rng = np.random.default_rng(11)
+    t = np.arange(frames * 1920) / 24000
+    pcm = 0.2 * np.sin(2 * np.pi * 150 * t) * np.sin(2 * np.pi * 3 * t) + 0.02 * rng.standard_normal(t.size)
+    return pcm.astype(np.float32).reshape(frames, 1920)
+
+
+def run(engine: Engine, frames: np.ndarray) -> list[np.ndarray]:
+    """Two sessions, one greedy and one sampled; the second joins late and skips a tick."""
+    outputs = []
+    for index, frame in enumerate(frames):
+        stepping = np.array([True, index >= 2 and index != 6])
+        joining = {0: GREEDY} if index == 0 else {1: SAMPLED} if index == 2 else None
+        result = engine.step(np.stack([frame, frame[::-1].copy()]), stepping, joining)
+        outputs.append(np.where(result.produced[:, None],
+                                np.concatenate([result.text[:, None], result.audio], axis=1), -1))
+    return outputs
+
+
+def test_compiled_pieces_trace_once_decode_the_same_and_give_the_model_back() -> None:
+    model = load_model("test-small", random_weights=True)
+    frames = speech_like(12)
+    eager = Engine(model, slots=2)
+    expected = run(eager, frames)
+    eager.close()
+
+    graphs: list[int] = []
+
+    def counting_backend(graph_module, example_inputs):
+        graphs.append(len(graph_module.graph.nodes))
+        return graph_module.forward
+
+    engine = Engine(model, slots=2, compile_backend=counting_backend)
+    engine.warmup()
+    compiled_in_warmup = len(graphs)
+    got = run(engine, frames)
+    engine.close()
+    assert compiled_in_warmup > 0
+    assert len(graphs) == compiled_in_warmup, "a new step must not compile again"
+    for step, (a, b) in enumerate(zip(expected, got)):
+        np.testing.assert_array_equal(a, b, err_msg=f"step {step}")
+    assert "forward_text" not in vars(model.lm) and "forward_depformer" not in vars(model.lm)
+    assert "forward" not in vars(model.mimi.encoder)
