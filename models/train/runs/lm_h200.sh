@@ -21,13 +21,16 @@
 # (.carry/debs, .carry/lib, .carry/wheels) in this one; the device keeps .carry/init between the two.
 # .carry/init also holds the earlier run's tokenizer.model, which the new runs keep instead of training
 # one, so that the weights read the ids they were trained on.
+# ABLATION=0 trains the LM alone, with the whole GPU (its weights go on from INIT as above).
 set -euo pipefail
 until_seconds=${1:-520}
 conversations=${2:-12000}
 shift 2 || true
 source models/train/runs/device_setup.sh
+runs=(lm)
+[[ ${ABLATION:-1} == 1 ]] && runs+=(ablation)
 
-if [[ -f .runs/lm/train-state.pt && -f .runs/ablation/train-state.pt ]]; then
+if [[ -f .runs/lm/train-state.pt && ( ${runs[*]} != *ablation* || -f .runs/ablation/train-state.pt ) ]]; then
   lm_start=(--resume .runs/lm/train-state.pt)
   ablation_start=(--resume .runs/ablation/train-state.pt)
 else
@@ -36,7 +39,7 @@ else
   if [[ -n ${INIT:-} ]]; then
     mkdir -p .runs/lm .runs/init
     cp "$INIT/tokenizer.model" .runs/lm/tokenizer.model
-    for run in lm ablation; do
+    for run in "${runs[@]}"; do
       python3 -m antiphon.models.train.transfer join "$INIT/$run" ".runs/init/$run.safetensors"
     done
     lm_start=(--init .runs/init/lm.safetensors) ablation_start=(--init .runs/init/ablation.safetensors)
@@ -46,25 +49,29 @@ else
   time antiphon train lm --data .runs/data --codec weights/antiphon-small --out .runs/lm --steps 0 2>&1 | tail -n 20
 fi
 minutes=$(python3 -c "print(max(0.5, ($until_seconds - $SECONDS) / 60))")
-echo "training both for $minutes minutes"
+echo "training ${runs[*]} for $minutes minutes"
 LD_LIBRARY_PATH=$espeak_libs antiphon train lm-data --tokens .runs/lm --codec weights/antiphon-small --work .runs/supply \
   --chunk "${SUPPLY_CHUNK:-3000}" --workers 12 --minutes "$(python3 -c "print($minutes - 1)")" > .runs/supply.out 2>&1 &
 supply=$!
 antiphon train lm --data .runs/data --codec weights/antiphon-small --out .runs/lm --minutes "$minutes" \
   "${lm_start[@]}" "$@" > .runs/lm.out 2>&1 &
-lm=$!
-antiphon train lm --data .runs/data --codec weights/antiphon-small --out .runs/ablation --tokens .runs/lm \
-  --minutes "$minutes" --no-text "${ablation_start[@]}" "$@" > .runs/ablation.out 2>&1 &
-ablation=$!
-wait $lm $ablation
+trainers=($!)
+if [[ ${runs[*]} == *ablation* ]]; then
+  antiphon train lm --data .runs/data --codec weights/antiphon-small --out .runs/ablation --tokens .runs/lm \
+    --minutes "$minutes" --no-text "${ablation_start[@]}" "$@" > .runs/ablation.out 2>&1 &
+  trainers+=($!)
+fi
+wait "${trainers[@]}"
 kill $supply 2> /dev/null || true  # a chunk it had not finished is left as a .partial file, never read
 grep -c chunk .runs/supply.out || true
-for run in lm ablation; do tr '\r' '\n' < .runs/$run.out | grep -v '^$' | tail -n 3; tail -n 2 .runs/$run/log.jsonl; done
-rm -rf .runs/pack && mkdir -p .runs/pack/lm .runs/pack/ablation
+for run in "${runs[@]}"; do tr '\r' '\n' < .runs/$run.out | grep -v '^$' | tail -n 3; tail -n 2 .runs/$run/log.jsonl; done
+rm -rf .runs/pack && mkdir -p .runs/pack/lm
 cp .runs/lm/log.jsonl .runs/lm/tokenizer.model .runs/lm/model/config.json .runs/pack/lm/
-cp .runs/ablation/log.jsonl .runs/pack/ablation/
 cp .runs/data/card.md .runs/pack/
-tar -czf "$OUT/run.tar.gz" -C .runs/pack .
 python3 -m antiphon.models.train.transfer split .runs/lm/model/model.safetensors "$OUT/lm"
-python3 -m antiphon.models.train.transfer split .runs/ablation/model/model.safetensors "$OUT/ablation" --int8
+if [[ ${runs[*]} == *ablation* ]]; then
+  mkdir -p .runs/pack/ablation && cp .runs/ablation/log.jsonl .runs/pack/ablation/
+  python3 -m antiphon.models.train.transfer split .runs/ablation/model/model.safetensors "$OUT/ablation" --int8
+fi
+tar -czf "$OUT/run.tar.gz" -C .runs/pack .
 ls -la "$OUT"
