@@ -65,7 +65,7 @@ class Engine:
         use_graphs = (frame_graphs or self._compiled is not None) and self.device.type == "cuda"
         # A compiled piece compiles again on its second call (its step counter turns symbolic); capturing
         # only after that keeps compilation out of the graphs.
-        self._eager_steps = 3 if self._compiled else 1
+        self._eager_steps = 3 if self._compiled is not None else 1
         pinning = StatePinning([self.mimi, self.lm_gen])
         self._encode = graphed(self._encode_frames, pinning, use_graphs, self._eager_steps)
         self._generate = graphed(self._generate_frames, pinning, use_graphs, self._eager_steps)
