@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=150)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--output", default=str(RESULTS / "cpu_sessions"))
+    parser.add_argument("--compile", action="store_true", help="also time the compiled engine (`--compile`)")
     args = parser.parse_args()
     counts = [int(n) for n in args.sessions.split(",")]
     frames = speech_frames(args.frames, 1920)
@@ -76,17 +77,29 @@ def main() -> None:
     for sessions in counts:
         engine = Engine(load_model(args.model, random_weights=True), slots=sessions)
         ours = percentiles(time_engine(engine, frames, sessions, args.warmup))
+        engine.close()
+        if args.compile:
+            engine = Engine(load_model(args.model, random_weights=True), slots=sessions, compile_backend="inductor")
+            engine.warmup()
+            compiled = percentiles(time_engine(engine, frames, sessions, args.warmup))
+            engine.close()
         reference_ms = run_reference(load_model(args.model, random_weights=True), sessions, frames,
                                      args.warmup)["frame_ms"]
         reference = reference_ms["p50"], reference_ms["p99"]
-        rows.append({"sessions": sessions, "antiphon_p50_ms": ours[0], "antiphon_p99_ms": ours[1],
-                     "moshi_p50_ms": reference[0], "moshi_p99_ms": reference[1],
-                     "ratio_p50": ours[0] / reference[0], "real_time": ours[1] < FRAME_MS})
+        row = {"sessions": sessions, "antiphon_p50_ms": ours[0], "antiphon_p99_ms": ours[1],
+               "moshi_p50_ms": reference[0], "moshi_p99_ms": reference[1],
+               "ratio_p50": ours[0] / reference[0], "real_time": ours[1] < FRAME_MS}
+        if args.compile:
+            row.update(compiled_p50_ms=compiled[0], compiled_p99_ms=compiled[1])
+        rows.append(row)
+    extra = " compiled p50 ms | compiled p99 ms |" if args.compile else ""
     header = ("| sessions | Antiphon p50 ms | Antiphon p99 ms | moshi p50 ms | moshi p99 ms | p50 ratio "
-              "| real time (p99 < 80 ms) |\n|---|---|---|---|---|---|---|")
+              f"| real time (p99 < 80 ms) |{extra}\n|---|---|---|---|---|---|---|{'---|---|' if extra else ''}")
     lines = [f"| {r['sessions']} | {r['antiphon_p50_ms']:.1f} | {r['antiphon_p99_ms']:.1f} | "
              f"{r['moshi_p50_ms']:.1f} | {r['moshi_p99_ms']:.1f} | {r['ratio_p50']:.2f} | "
-             f"{'yes' if r['real_time'] else 'no'} |" for r in rows]
+             f"{'yes' if r['real_time'] else 'no'} |"
+             + (f" {r['compiled_p50_ms']:.1f} | {r['compiled_p99_ms']:.1f} |" if args.compile else "")
+             for r in rows]
     machine = (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
                f"torch {torch.__version__}, model {args.model} (random weights), {args.frames} frames "
                f"({args.warmup} warm-up frames not counted)")
