@@ -21,9 +21,10 @@ from moshi.models.lm import LMGen
 
 from ..models.loader import LoadedModel
 from .compiled import CompiledPieces
-from .frame_graphs import StatePinning, graphed
+from .frame_graphs import graphed
 from .params import SamplingParams
 from .sampling import SlotSampler
+from .streaming_state import StatePinning
 
 
 @dataclass

@@ -1,77 +1,24 @@
-"""CUDA graphs over the engine's device work, a few per frame instead of moshi's several with Python between.
+"""CUDA graphs over the engine's device work, two a frame instead of moshi's several with Python between.
 
 moshi graphs its pieces (the temporal transformer, the depth transformer, Mimi's encoder, decoder and
 transformers) with `CUDAGraphed`; the glue between them (LMGen's cache bookkeeping, sampling, exec masks,
-the codec's quantizer) runs eagerly, hundreds of small launches from Python each frame. With a few
-sessions that host work, not the device, sets the frame's time, and in a server it also competes for the
-interpreter lock with the sockets. The engine instead wraps whole stages of its step in moshi's own
+the codec's quantizer) runs eagerly, hundreds of small launches from Python each frame: the device waits
+between them (3.5 of one Moshi 7B session's 18.3 ms, `benchmarks/results/frame_profile_gpu.md`), and in a
+server each launch takes the interpreter lock back from the sockets' thread. The engine instead wraps whole stages of its step in moshi's own
 `CUDAGraphed`, under which moshi's graphed pieces run directly and are captured into the outer graph.
 
-A graph replays the kernels it captured on the tensors it captured: state that the streaming modules
-update in place stays consistent, but a state attribute rebound to a new tensor during capture (LMGen
-does `state.offsets = torch.where(...)`) would leave the replays reading the old tensor forever.
-`StatePinning` finds such attributes and, inside the captured work, copies the new value back into the
-tensor that was there before, so every replay reads and writes the same memory.
+A graph replays the kernels it captured on the tensors it captured, so the streaming state must stay
+at fixed addresses (`streaming_state.StatePinning`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
-import torch
-from moshi.modules.streaming import StreamingModule
 from moshi.utils.compile import CUDAGraphed
 
-# Attributes of streaming states that hold callables or graphs rather than state.
-_SKIPPED = (torch.nn.Module, CUDAGraphed)
-
-
-def state_tensors(modules: list[StreamingModule]) -> list[tuple[Any, str, torch.Tensor]]:
-    """Every tensor attribute of the modules' streaming states, including those of the plain objects a
-    state holds (a KV cache): (owner, attribute name, tensor)."""
-    found: list[tuple[Any, str, torch.Tensor]] = []
-    seen: set[int] = set()
-
-    def visit(owner: Any) -> None:
-        if id(owner) in seen:
-            return
-        seen.add(id(owner))
-        for name, value in vars(owner).items():
-            if isinstance(value, torch.Tensor):
-                found.append((owner, name, value))
-            elif hasattr(value, "__dict__") and not isinstance(value, _SKIPPED) and not callable(value):
-                visit(value)
-
-    for module in modules:
-        for state in module.get_streaming_state().values():
-            if state is not None:
-                visit(state)
-    return found
-
-
-class StatePinning:
-    """Keeps the modules' streaming-state tensors at fixed addresses across a captured function."""
-
-    def __init__(self, modules: list[StreamingModule]) -> None:
-        self.modules = modules
-
-    @contextmanager
-    def pinned(self) -> Iterator[None]:
-        before = state_tensors(self.modules)
-        yield
-        for owner, name, tensor in before:
-            current = getattr(owner, name)
-            if current is not tensor:
-                tensor.copy_(current)
-                setattr(owner, name, tensor)
-
-    def wrap(self, function: Callable[..., Any]) -> Callable[..., Any]:
-        def pinned_function(*args: Any) -> Any:
-            with self.pinned():
-                return function(*args)
-        return pinned_function
+from .streaming_state import StatePinning
 
 
 def graphed(function: Callable[..., Any], pinning: StatePinning, enabled: bool,

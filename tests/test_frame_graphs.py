@@ -11,7 +11,7 @@ import numpy as np
 
 from antiphon.models.loader import load_model
 from antiphon.server.engine import Engine
-from antiphon.server.frame_graphs import StatePinning, state_tensors
+from antiphon.server.streaming_state import StatePinning, state_tensors
 from antiphon.server.params import SamplingParams
 
 GREEDY = SamplingParams(text_temperature=0.0, audio_temperature=0.0)
