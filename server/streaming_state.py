@@ -1,13 +1,10 @@
-"""What the engine does to moshi's streaming states, beyond moshi's own API.
+"""Keeping moshi's streaming state at fixed addresses, for CUDA graphs.
 
-- Pinning (for CUDA graphs): a graph replays on the memory it captured. State that the streaming
-  modules update in place stays consistent, but an attribute rebound to a new tensor during capture
-  (LMGen does `state.offsets = torch.where(...)`) would leave the replays reading the old tensor forever.
-  `StatePinning` finds such attributes and, inside the captured work, copies the new value back into the
-  tensor that was there before, so every replay reads and writes the same memory.
-- One exec mask: moshi's `set_exec_mask` walks every streaming module under a model and copies the mask
-  into each one's state (Mimi: about a hundred). `share_exec_mask` points all of them at one tensor, so
-  that setting the mask is one copy.
+A graph replays on the memory it captured. State that the streaming modules update in place stays
+consistent, but an attribute rebound to a new tensor during capture (LMGen does `state.offsets =
+torch.where(...)`) would leave the replays reading the old tensor forever. `StatePinning` finds such
+attributes and, inside the captured work, copies the new value back into the tensor that was there
+before, so every replay reads and writes the same memory.
 """
 
 from __future__ import annotations
@@ -69,14 +66,3 @@ class StatePinning:
                 return function(*args)
         return pinned_function
 
-
-def share_exec_mask(module: StreamingModule) -> torch.Tensor | None:
-    """Make every streaming state under `module` read one exec-mask tensor, and return it; None (nothing
-    changed) when the states' masks differ in shape, as under classifier-free guidance's doubled batch."""
-    states = [state for state in module.get_streaming_state().values() if state is not None]
-    shared = states[0].exec_mask
-    if any(state.exec_mask.shape != shared.shape for state in states):
-        return None
-    for state in states:
-        state.exec_mask = shared
-    return shared
