@@ -4,6 +4,10 @@ Each tick hands every stepped session its output. Scheduling each with `call_soo
 loop once per session (a write to its self-pipe, a system call that also passes the interpreter lock
 back and forth): with 128 sessions, 128 hand-offs a tick. The mailbox queues the calls and wakes the loop
 only when the queue was empty, so a tick's calls run in one pass, in the order they were posted.
+
+The queue is unbounded, like the loop's own queue of callbacks that it replaces: it holds what the
+engine produced while the loop was busy, and each session's bounded outbox decides what happens to a
+client that does not read.
 """
 
 from __future__ import annotations
