@@ -67,7 +67,10 @@ class Engine:
         # A compiled piece compiles again on its second call (its step counter turns symbolic); capturing
         # only after that keeps compilation out of the graphs.
         self._eager_steps = 3 if self._compiled is not None else 1
-        pinning = StatePinning([self.mimi, self.lm_gen])
+        # LMGen's own state and its LM's modules are separate streaming trees (LMGen reaches the LM's
+        # through callbacks), so the LM is named too.
+        self.streaming_roots = [self.mimi, self.lm_gen, model.lm]
+        pinning = StatePinning(self.streaming_roots)
         self._encode = graphed(self._encode_frames, pinning, use_graphs, self._eager_steps)
         self._generate = graphed(self._generate_frames, pinning, use_graphs, self._eager_steps)
 

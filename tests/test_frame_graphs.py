@@ -13,36 +13,30 @@ from antiphon.models.loader import load_model
 from antiphon.server.engine import Engine
 from antiphon.server.streaming_state import StatePinning, state_tensors
 from antiphon.server.params import SamplingParams
+from speech import seconds_of_speech
 
 GREEDY = SamplingParams(text_temperature=0.0, audio_temperature=0.0)
 
 
-def speech_like(frames: int, frame_size: int) -> np.ndarray:
-    rng = np.random.default_rng(3)
-    t = np.arange(frames * frame_size) / 24000
-    pcm = 0.2 * np.sin(2 * np.pi * 180 * t) * np.sin(2 * np.pi * 2 * t) + 0.02 * rng.standard_normal(t.size)
-    return pcm.astype(np.float32).reshape(frames, frame_size)
-
-
 def test_pinned_steps_keep_every_state_tensor_in_place_and_decode_the_same() -> None:
     model = load_model("test-small", random_weights=True)
-    frames = speech_like(12, 1920)
+    frames = seconds_of_speech(1.0)[:12 * 1920].reshape(12, 1920)
     everyone = np.ones(2, dtype=bool)
 
     def run(pinned: bool) -> tuple[list[np.ndarray], list[int], list[int]]:
         engine = Engine(model, slots=2)
-        pinning = StatePinning([engine.mimi, engine.lm_gen])
+        pinning = StatePinning(engine.streaming_roots)
         if pinned:
             engine._encode = pinning.wrap(engine._encode_frames)
             engine._generate = pinning.wrap(engine._generate_frames)
-        before = state_tensors([engine.mimi, engine.lm_gen])
+        before = state_tensors(engine.streaming_roots)
         outputs, moved, fresh = [], [], []
         for index, frame in enumerate(frames):
             joining = {0: GREEDY, 1: GREEDY} if index == 0 else None
             result = engine.step(np.stack([frame, frame[::-1].copy()]), everyone, joining)
             outputs.append(np.concatenate([result.text[:, None], result.audio], axis=1))
             moved.append(sum(getattr(owner, name) is not tensor for owner, name, tensor in before))
-            fresh.append(len(state_tensors([engine.mimi, engine.lm_gen])))
+            fresh.append(len(state_tensors(engine.streaming_roots)))
         offsets = engine.lm_gen._streaming_state.offsets.clone()
         engine.close()
         assert offsets.tolist() == [len(frames)] * 2  # the state advanced, in the tensors a graph captured
