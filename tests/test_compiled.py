@@ -12,17 +12,11 @@ import numpy as np
 from antiphon.models.loader import load_model
 from antiphon.server.engine import Engine
 from antiphon.server.params import SamplingParams
+from speech import seconds_of_speech
 
 GREEDY = SamplingParams(text_temperature=0.0, audio_temperature=0.0)
 SAMPLED = SamplingParams(text_temperature=0.7, text_topk=25, audio_temperature=0.8, audio_topk=250, text_seed=5,
                          audio_seed=9)
-
-
-def speech_like(frames: int) -> np.ndarray:
-    rng = np.random.default_rng(11)
-    t = np.arange(frames * 1920) / 24000
-    pcm = 0.2 * np.sin(2 * np.pi * 150 * t) * np.sin(2 * np.pi * 3 * t) + 0.02 * rng.standard_normal(t.size)
-    return pcm.astype(np.float32).reshape(frames, 1920)
 
 
 def run(engine: Engine, frames: np.ndarray) -> list[np.ndarray]:
@@ -39,7 +33,7 @@ def run(engine: Engine, frames: np.ndarray) -> list[np.ndarray]:
 
 def test_compiled_pieces_trace_once_decode_the_same_and_give_the_model_back() -> None:
     model = load_model("test-small", random_weights=True)
-    frames = speech_like(12)
+    frames = seconds_of_speech(1.0)[:12 * 1920].reshape(12, 1920)
     eager = Engine(model, slots=2)
     expected = run(eager, frames)
     eager.close()
