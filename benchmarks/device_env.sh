@@ -14,3 +14,13 @@ printf 'Metadata-Version: 2.1\nName: antiphon\nVersion: %s\n' "$version" > "/tmp
 mkdir -p /tmp/opus && ln -sfn "$PWD/.carry/lib/libopus.so.0" /tmp/opus/libopus.so.0  # libopus alone
 export PYTHONPATH=/tmp/site:/tmp/pkg PYTHONUNBUFFERED=1 PATH=/tmp/site/bin:$PATH
 export LD_LIBRARY_PATH=/tmp/opus${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+
+# For scripts that run several measurements in one call (gpu_all.sh, gpu_compiled.sh).
+step() {  # NAME SECONDS COMMAND...: one measurement, bounded, its failure reported and passed over
+  local name=$1 seconds=$2 status=0
+  shift 2
+  local started=$SECONDS
+  timeout "$seconds" "$@" || status=$?
+  echo "$name: $((SECONDS - started)) s, exit $status"
+  return $status
+}

@@ -12,14 +12,6 @@ out=${OUT:-benchmarks/results}
 source benchmarks/device_env.sh
 export OUT=$out
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader
-step() {  # NAME SECONDS COMMAND...: one measurement, bounded, its failure reported and passed over
-  local name=$1 seconds=$2 status=0
-  shift 2
-  local started=$SECONDS
-  timeout "$seconds" "$@" || status=$?
-  echo "$name: $((SECONDS - started)) s, exit $status"
-  return $status
-}
 graphs=(--frame-graphs)
 # the parity run is the first to capture frame graphs: if they fail, the rest measures without them
 step parity 180 python3 benchmarks/gpu_parity.py --out "$out/gpu_parity.md" || graphs=()

@@ -9,13 +9,6 @@ set -uo pipefail
 out=${OUT:-benchmarks/results}
 source benchmarks/device_env.sh
 export OUT=$out TORCHINDUCTOR_CACHE_DIR=$PWD/.runs/inductor
-step() {  # NAME SECONDS COMMAND...: one measurement, bounded, its failure reported and passed over
-  local name=$1 seconds=$2 status=0
-  shift 2
-  local started=$SECONDS
-  timeout "$seconds" "$@" || status=$?
-  echo "$name: $((SECONDS - started)) s, exit $status"
-}
 step parity 150 python3 benchmarks/gpu_parity.py --compile --out "$out/gpu_parity_compiled.md"
 step "frame profile" 300 python3 benchmarks/frame_profile.py --model moshi-7b --random-weights --device cuda \
   --sessions 1 --frames 50 --compile --out "$out/frame_profile_compiled_gpu"
