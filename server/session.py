@@ -151,8 +151,8 @@ class Session:
         self._end(ProtocolError("the server shut down", CloseCode.GOING_AWAY, kind="shutdown"))
 
     async def _serve(self, link: SlotLink, params: SamplingParams) -> ProtocolError:
-        await self.ws.send_bytes(protocol.handshake())
-        await self.ws.send_bytes(protocol.metadata({
+        await self._send_to_client(protocol.handshake())
+        await self._send_to_client(protocol.metadata({
             "session_id": self.id,
             "model": self.context.model_name,
             "untrained": self.context.untrained,
@@ -193,7 +193,9 @@ class Session:
                 raise ProtocolError(f"no audio for {self.limits.idle_seconds:g} s, closing an idle session",
                                     CloseCode.POLICY, kind="idle") from None
             if message["type"] == "websocket.disconnect":
-                return
+                if message.get("code", CloseCode.NORMAL) in (CloseCode.NORMAL, CloseCode.GOING_AWAY):
+                    return  # the client said goodbye
+                raise _connection_lost()
             data = message.get("bytes")
             if data is None:
                 raise ProtocolError("text messages are not part of the protocol: send binary messages "
@@ -235,11 +237,19 @@ class Session:
             output = await self._outbox.get()
             ogg = await self._loop.run_in_executor(self.context.codec_threads, writer.append_pcm, output.pcm)
             if len(ogg):
-                await self.ws.send_bytes(protocol.audio(ogg))
+                await self._send_to_client(protocol.audio(ogg))
             if output.text:
                 message = (protocol.timed_text(output.step, output.text) if self.timed_text
                            else protocol.text(output.text))
-                await self.ws.send_bytes(message)
+                await self._send_to_client(message)
+
+    async def _send_to_client(self, message: bytes) -> None:
+        try:
+            await self.ws.send_bytes(message)
+        except RuntimeError as exc:
+            # The WebSocket server refuses sends once it has given up on the connection itself: the
+            # client stopped answering pings or broke the protocol, and its close may never come.
+            raise _connection_lost() from exc
 
     def _deliver_threadsafe(self, output: SlotOutput) -> None:
         self._mailbox.post(self._deliver, output)
@@ -270,6 +280,11 @@ class Session:
             await asyncio.wait_for(close(), self.limits.close_seconds)
         except (asyncio.TimeoutError, WebSocketDisconnect, RuntimeError, OSError):
             pass
+
+
+def _connection_lost() -> ProtocolError:
+    return ProtocolError("the connection was lost without a close: the client vanished, stopped answering "
+                         "pings or broke the WebSocket protocol", CloseCode.GOING_AWAY, kind="connection_lost")
 
 
 def _close_reason(text: str) -> str:

@@ -139,9 +139,11 @@ def test_bad_clients_are_refused_clearly_and_leave_the_good_session_untouched(st
 
 def test_clients_that_leave_mid_reply_end_their_sessions_quietly(strict_server):
     """Closing (or dropping the connection) while the server is still sending replies ends the session
-    like any close: the slot is freed and the server logs no unhandled error."""
+    like any close: the slot is freed and the server logs no unhandled error. A close is a normal end; a
+    dropped connection is counted as a lost one."""
     server = strict_server
     pages = opus_pages(4.0)
+    lost_before = _error_count(server, "connection_lost")
 
     async def leave(abort: bool) -> None:
         ws = await connect(chat_url(server.base), max_queue=None)
@@ -160,4 +162,39 @@ def test_clients_that_leave_mid_reply_end_their_sessions_quietly(strict_server):
 
     asyncio.run(scenario())
     assert json.loads(server.get("/api/info"))["slots"]["used"] == 0
+    assert _error_count(server, "connection_lost") == lost_before + 2
     assert "Exception in ASGI application" not in server.log_path.read_text()
+
+
+def test_a_client_that_stops_answering_pings_is_dropped_cleanly(strict_server):
+    """A client that keeps talking but reads nothing, so answers no pings, through a tiny receive
+    buffer: the WebSocket layer gives up on it at the ping timeout, whether or not the replies still
+    fit the sockets' buffers, and the session ends as a lost connection, not as an unhandled error."""
+    server = strict_server
+    lost_before = _error_count(server, "connection_lost")
+
+    async def talk_without_reading() -> None:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+        sock.connect(("127.0.0.1", server.port))
+        ws = await connect(chat_url(server.base), sock=sock, max_queue=None, ping_interval=None)
+        ws.transport.pause_reading()
+        try:
+            for page in opus_pages(8.0):
+                await ws.send(b"\x01" + page)
+                await asyncio.sleep(FRAME_SIZE / SAMPLE_RATE)
+        except ConnectionClosed:
+            pass
+        ws.transport.abort()
+
+    asyncio.run(talk_without_reading())
+    assert json.loads(server.get("/api/info"))["slots"]["used"] == 0
+    assert _error_count(server, "connection_lost") == lost_before + 1
+    assert "Exception in ASGI application" not in server.log_path.read_text()
+
+
+def _error_count(server: ServerProcess, kind: str) -> float:
+    for line in server.get("/metrics").decode().splitlines():
+        if line.startswith(f'antiphon_session_errors_total{{kind="{kind}"}}'):
+            return float(line.split()[-1])
+    return 0.0
