@@ -161,17 +161,21 @@ class Session:
             "frame_size": self.frame_size,
             "text_frames": self.timed_text,
         }))
-        tasks = [asyncio.ensure_future(self._receive(link)), asyncio.ensure_future(self._send())]
+        receiver, sender = asyncio.ensure_future(self._receive(link)), asyncio.ensure_future(self._send())
+        tasks = [receiver, sender]
         try:
             done, _ = await asyncio.wait([*tasks, self._ended], return_when=asyncio.FIRST_COMPLETED)
-            first = next(iter(done))
-            if first is self._ended:
+            if self._ended in done:
                 return self._ended.result()
+            if receiver not in done and isinstance(sender.exception(), (WebSocketDisconnect, OSError)):
+                # A reply that finds the connection gone: the receiver reads why, a close or a drop.
+                await asyncio.wait([receiver], timeout=self.limits.close_seconds)
+                if not receiver.done():
+                    return _connection_lost()
+            first = receiver if receiver.done() else sender
             exc = first.exception()
             if isinstance(exc, ProtocolError):
                 return exc
-            # A client that closes (or vanishes) while a reply is on its way ends the session like a
-            # close read from the socket does.
             if exc is not None and not isinstance(exc, (WebSocketDisconnect, OSError)):
                 raise exc
             return ProtocolError("client closed the connection", CloseCode.NORMAL)
