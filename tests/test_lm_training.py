@@ -109,6 +109,27 @@ def test_audio_only_ablation_holds_its_text_stream_at_padding(dataset, tmp_path)
     assert (codes[:, 1:] == trainer.train_set.batch([0, 1], 60, trainer.lm.zero_token_id)[:, 1:]).all()
 
 
+def test_padding_at_a_conversations_end_changes_no_loss(dataset, tmp_path):
+    """A batch pads shorter conversations to the longest; the padded frames (where moshi's logits are
+    NaN) must not reach a figure or a gradient."""
+    args = run_args(dataset, tmp_path, steps=0, max_frames=10**4)
+    lm.prepare(args, torch.device("cpu"))
+    trainer = lm.LMTrainer(args)
+    trainer.lm.eval()
+    lengths = [c.shape[1] for c in trainer.train_set.conversations]
+    short, long = int(np.argmin(lengths)), int(np.argmax(lengths))
+    assert lengths[short] < lengths[long]
+    alone = trainer.codes(trainer.train_set, [short])
+    padded = trainer.codes(trainer.train_set, [short, long])[:1]
+    assert padded.shape[-1] > alone.shape[-1]
+    figures = trainer.losses(alone)
+    padded_figures = trainer.losses(padded)
+    for name, value in figures.items():
+        assert torch.isclose(padded_figures[name], value, rtol=1e-4, atol=1e-5), name
+    sum(padded_figures[name] for name in ("text", "semantic", "acoustic", "listening")).backward()
+    assert all(torch.isfinite(p.grad).all() for p in trainer.lm.parameters() if p.grad is not None)
+
+
 def test_fresh_conversations_reach_a_running_training(dataset, tmp_path):
     from antiphon.models.train import lm_supply
 

@@ -39,6 +39,8 @@ from .lm_probe import free_running_onset_accuracy
 from .schedule import cooldown_scale
 
 PADDING_TEXT_WEIGHT = 0.5  # padding dominates the monologue; words carry the answer
+LOG_EVERY = 50  # steps; each log entry holds the mean figures since the last
+EVALUATE_EVERY = 1000  # steps; a held-out evaluation (its free-running decoding most) takes ~8 s on an H200
 FREE_RUNNING_CONVERSATIONS = 32  # held-out conversations the model decodes on its own at each evaluation
 
 
@@ -114,7 +116,7 @@ class LMTrainer:
         rest = [p for n, p in named if not (p.dim() >= 2 and "emb" not in n)]
         self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
                                             {"params": rest, "weight_decay": 0.0}],
-                                           lr=args.lr, betas=(0.9, 0.95))
+                                           lr=args.lr, betas=(0.9, 0.95), fused=self.device.type == "cuda")
         self.step = 0
         if args.init and args.resume:
             raise ValueError("--init starts a run from weights, --resume continues one: give one of them")
@@ -135,46 +137,43 @@ class LMTrainer:
         codes = token_set.batch(indices, self.args.max_frames, self.lm.zero_token_id)
         if self.args.no_text:
             codes[:, 0] = torch.where(codes[:, 0] == self.lm.zero_token_id, codes[:, 0], PADDING)
-        return codes.to(self.device)
+        if self.device.type == "cuda":  # from pinned memory the copy does not wait for the GPU to be idle
+            return codes.pin_memory().to(self.device, non_blocking=True)
+        return codes
 
     def losses(self, codes: torch.Tensor, inputs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Losses against `codes`, the model reading `inputs` (default: the same codes)."""
+        """Losses against `codes`, the model reading `inputs` (default: the same codes).
+
+        Every figure is a masked mean over dense tensors, so a training step never waits for the GPU to
+        say how many positions a mask holds (boolean indexing would, once per loss)."""
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
             output = self.lm((codes if inputs is None else inputs)[:, :STREAMS])
             heard_logits = self.listening(self._transformer_out) if self.args.listening_weight > 0 else None
-        text_target = codes[:, :1][output.text_mask]
-        text_logits = output.text_logits[output.text_mask].float()
-        per_token = nn.functional.cross_entropy(text_logits, text_target, reduction="none")
-        words = is_word(text_target)
-        weights = torch.where(words, 1.0, PADDING_TEXT_WEIGHT)
+        text_target = codes[:, :1]
+        text_correct, per_token = _scored(output.text_logits, text_target, output.text_mask)
+        words = is_word(text_target) & output.text_mask
+        weights = torch.where(words, 1.0, PADDING_TEXT_WEIGHT) * output.text_mask
         figures = {"text": (per_token * weights).sum() / weights.sum()}
-        audio_target = codes[:, 1:1 + self.lm.dep_q]
-        per_codebook = []
-        for k in range(self.lm.dep_q):
-            mask = output.mask[:, k]
-            per_codebook.append(nn.functional.cross_entropy(output.logits[:, k][mask].float(),
-                                                            audio_target[:, k][mask]))
+        _, per_audio_token = _scored(output.logits, codes[:, 1:1 + self.lm.dep_q], output.mask)
+        per_codebook = _masked_mean(per_audio_token, output.mask, dims=(0, 2))
         figures["semantic"] = per_codebook[0]
-        figures["acoustic"] = torch.stack(per_codebook[1:]).mean()
+        figures["acoustic"] = per_codebook[1:].mean()
         heard = codes[:, HEARD_ROW]
         listened = is_word(heard) & (heard != self.lm.zero_token_id)  # not past the conversation's end
-        if heard_logits is not None and listened.any():
-            heard_logits = heard_logits[listened].float()
-            figures["listening"] = nn.functional.cross_entropy(heard_logits, heard[listened])
-            with torch.no_grad():
-                figures["listening_accuracy"] = (heard_logits.argmax(-1) == heard[listened]).float().mean()
+        if heard_logits is not None:
+            heard_correct, per_heard = _scored(heard_logits, heard, listened)
+            figures["listening"] = _masked_mean(per_heard, listened)
+            figures["listening_accuracy"] = _masked_mean(heard_correct, listened)
         if not self.args.no_text:
-            with torch.no_grad():
-                correct = text_logits.argmax(-1) == text_target
-                figures["word_accuracy"] = correct[words].float().mean()
-                # the first token of a word after silence: mostly the first word of a reply, where the
-                # answer is decided (the tokens after it mostly follow from it)
-                onset = word_onsets(codes[:, 0])[output.text_mask[:, 0]]
-                if onset.any():
-                    figures["onset_accuracy"] = correct[onset].float().mean()
+            figures["word_accuracy"] = _masked_mean(text_correct, words)
+            # the first token of a word after silence: mostly the first word of a reply, where the
+            # answer is decided (the tokens after it mostly follow from it)
+            figures["onset_accuracy"] = _masked_mean(text_correct, word_onsets(text_target) & output.text_mask)
         return figures
 
-    def train_step(self, learning_rate_scale: float) -> dict[str, float]:
+    def train_step(self, learning_rate_scale: float) -> dict[str, torch.Tensor]:
+        """One optimizer step; the figures stay on the device, so that the host queues the next step
+        while this one runs."""
         self.lm.train()
         for group in self.optimizer.param_groups:
             group["lr"] = self.args.lr * learning_rate_scale * min(1.0, (self.step + 1) / self.args.warmup)
@@ -191,7 +190,7 @@ class LMTrainer:
         nn.utils.clip_grad_norm_([*self.lm.parameters(), *self.listening.parameters()], 1.0)
         self.optimizer.step()
         self.step += 1
-        return {name: value.item() for name, value in figures.items()}
+        return {name: value.detach() for name, value in figures.items()}
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
@@ -213,6 +212,23 @@ class LMTrainer:
                     "optimizer": self.optimizer.state_dict(), "step": self.step}, self.args.out / "train-state.pt")
         export_model(self.lm, self.config, self.args.codec, token_folder(self.args) / "tokenizer.model",
                      self.args.out / "model")
+
+
+def _scored(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Whether the argmax is right, and the cross-entropy, at every position of `logits` (..., card); both
+    are meaningless where `mask` is off, where moshi's logits are NaN and `target` may not be a token."""
+    logits = torch.where(mask.unsqueeze(-1), logits.float(), 0.0)
+    target = torch.where(mask, target, 0)
+    per_token = nn.functional.cross_entropy(logits.flatten(0, -2), target.flatten(), reduction="none")
+    with torch.no_grad():
+        correct = (logits.argmax(-1) == target).float()
+    return correct, per_token.view(target.shape)
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor, dims: tuple[int, ...] | None = None) -> torch.Tensor:
+    """The mean of `values` where `mask` holds (0 where it never does), over `dims` (default: all)."""
+    dims = dims or tuple(range(values.dim()))
+    return (values * mask).sum(dims) / mask.sum(dims).clamp(min=1)
 
 
 def corrupt_agent_audio(codes: torch.Tensor, rate: float, card: int) -> torch.Tensor:
@@ -260,21 +276,23 @@ def _train(args: argparse.Namespace) -> None:
     trainer = LMTrainer(args)
     budget = args.minutes * 60
     deadline = time.monotonic() + budget
-    averages: dict[str, list[float]] = {}
+    sums: dict[str, torch.Tensor] = {}  # since the last log entry, over `counted` steps
+    counted = 0
     with open(args.out / "log.jsonl", "a") as log, \
             tqdm(initial=trainer.step, total=min(args.steps, trainer.step + 10**6), unit="step",
                  desc="lm", dynamic_ncols=True) as bar:
         while trainer.step < args.steps and time.monotonic() < deadline:
             scale = cooldown_scale(deadline - time.monotonic(), budget * args.cooldown, cosine=True)
-            figures = trainer.train_step(scale)
-            for name, value in figures.items():
-                averages.setdefault(name, []).append(value)
+            for name, value in trainer.train_step(scale).items():
+                sums[name] = sums[name] + value if name in sums else value
+            counted += 1
             bar.update(1)
-            if trainer.step % 50 == 0:
+            if trainer.step % LOG_EVERY == 0:
                 entry = {"step": trainer.step, "time": time.time(), "lr": trainer.optimizer.param_groups[0]["lr"],
-                         **{name: round(float(np.mean(values)), 4) for name, values in averages.items()}}
-                averages.clear()
-                if trainer.step % 500 == 0:
+                         **{name: round(value.item() / counted, 4) for name, value in sums.items()}}
+                sums.clear()
+                counted = 0
+                if trainer.step % EVALUATE_EVERY == 0:
                     entry.update(trainer.evaluate())
                 log.write(json.dumps(entry) + "\n")
                 log.flush()
