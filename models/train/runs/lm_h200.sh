@@ -15,8 +15,8 @@
 # both loss logs and the data card. Setup: device_setup.sh.
 # To go on from an earlier session's run (the device keeps nothing once it goes cold), put its returned
 # parts in .carry/init (lm-*.safetensors, ablation-*.safetensors; the LM's re-split in int8 so that they
-# travel: `transfer join` then `transfer split --int8`) and set INIT=.carry/init: fresh runs then start
-# from those weights with fresh optimizers. The parts and the recipe's other carry do not fit one call's
+# travel: assemble_lm.sh does it for the LM) and set INIT=.carry/init: fresh runs then start from those
+# weights with fresh optimizers. The parts and the recipe's other carry do not fit one call's
 # 64 MiB: carry .carry/init in a first call (command `true`), then, while the machine is warm, the rest
 # (.carry/debs, .carry/lib, .carry/wheels) in this one; the device keeps .carry/init between the two.
 # .carry/init also holds the earlier run's tokenizer.model, which the new runs keep instead of training
