@@ -151,16 +151,21 @@ class Session:
         self._end(ProtocolError("the server shut down", CloseCode.GOING_AWAY, kind="shutdown"))
 
     async def _serve(self, link: SlotLink, params: SamplingParams) -> ProtocolError:
-        await self._send_to_client(protocol.handshake())
-        await self._send_to_client(protocol.metadata({
-            "session_id": self.id,
-            "model": self.context.model_name,
-            "untrained": self.context.untrained,
-            "sampling": asdict(params),
-            "sample_rate": self.sample_rate,
-            "frame_size": self.frame_size,
-            "text_frames": self.timed_text,
-        }))
+        try:
+            await self._send_to_client(protocol.handshake())
+            await self._send_to_client(protocol.metadata({
+                "session_id": self.id,
+                "model": self.context.model_name,
+                "untrained": self.context.untrained,
+                "sampling": asdict(params),
+                "sample_rate": self.sample_rate,
+                "frame_size": self.frame_size,
+                "text_frames": self.timed_text,
+            }))
+        except (WebSocketDisconnect, OSError):
+            return _connection_lost()
+        except ProtocolError as lost:
+            return lost
         receiver, sender = asyncio.ensure_future(self._receive(link)), asyncio.ensure_future(self._send())
         tasks = [receiver, sender]
         try:
