@@ -150,21 +150,21 @@ class LMTrainer:
             output = self.lm((codes if inputs is None else inputs)[:, :STREAMS])
             heard_logits = self.listening(self._transformer_out) if self.args.listening_weight > 0 else None
         text_target = codes[:, :1]
-        text_correct, per_token = _scored(output.text_logits, text_target, output.text_mask)
+        per_token = _cross_entropy(output.text_logits, text_target, output.text_mask)
         words = is_word(text_target) & output.text_mask
         weights = torch.where(words, 1.0, PADDING_TEXT_WEIGHT) * output.text_mask
         figures = {"text": (per_token * weights).sum() / weights.sum()}
-        _, per_audio_token = _scored(output.logits, codes[:, 1:1 + self.lm.dep_q], output.mask)
+        per_audio_token = _cross_entropy(output.logits, codes[:, 1:1 + self.lm.dep_q], output.mask)
         per_codebook = _masked_mean(per_audio_token, output.mask, dims=(0, 2))
         figures["semantic"] = per_codebook[0]
         figures["acoustic"] = per_codebook[1:].mean()
         heard = codes[:, HEARD_ROW]
         listened = is_word(heard) & (heard != self.lm.zero_token_id)  # not past the conversation's end
         if heard_logits is not None:
-            heard_correct, per_heard = _scored(heard_logits, heard, listened)
-            figures["listening"] = _masked_mean(per_heard, listened)
-            figures["listening_accuracy"] = _masked_mean(heard_correct, listened)
+            figures["listening"] = _masked_mean(_cross_entropy(heard_logits, heard, listened), listened)
+            figures["listening_accuracy"] = _masked_mean(_hits(heard_logits, heard), listened)
         if not self.args.no_text:
+            text_correct = _hits(output.text_logits, text_target)
             figures["word_accuracy"] = _masked_mean(text_correct, words)
             # the first token of a word after silence: mostly the first word of a reply, where the
             # answer is decided (the tokens after it mostly follow from it)
@@ -214,15 +214,19 @@ class LMTrainer:
                      self.args.out / "model")
 
 
-def _scored(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Whether the argmax is right, and the cross-entropy, at every position of `logits` (..., card); both
-    are meaningless where `mask` is off, where moshi's logits are NaN and `target` may not be a token."""
+def _cross_entropy(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The cross-entropy at every position of `logits` (..., card), finite everywhere but meaningless where
+    `mask` is off, where moshi's logits are NaN and `target` may not be a token."""
     logits = torch.where(mask.unsqueeze(-1), logits.float(), 0.0)
     target = torch.where(mask, target, 0)
     per_token = nn.functional.cross_entropy(logits.flatten(0, -2), target.flatten(), reduction="none")
-    with torch.no_grad():
-        correct = (logits.argmax(-1) == target).float()
-    return correct, per_token.view(target.shape)
+    return per_token.view(target.shape)
+
+
+@torch.no_grad()
+def _hits(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 where the argmax of `logits` (..., card) is `target`, else 0 (meaningless where either is padding)."""
+    return (logits.argmax(-1) == target).float()
 
 
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor, dims: tuple[int, ...] | None = None) -> torch.Tensor:
