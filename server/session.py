@@ -30,6 +30,9 @@ from .scheduler import Scheduler, SlotLink, SlotOutput
 
 logger = logging.getLogger(__name__)
 
+# What a send or receive raises once the client's connection is gone (closed or dropped).
+_CONNECTION_GONE = (WebSocketDisconnect, OSError)
+
 
 @dataclass(frozen=True)
 class SessionLimits:
@@ -144,7 +147,7 @@ class Session:
         """A notice to a client that may already be gone: losing it is fine."""
         try:
             await self.ws.send_bytes(message)
-        except (WebSocketDisconnect, RuntimeError, OSError):
+        except (*_CONNECTION_GONE, RuntimeError):
             pass
 
     def end_for_shutdown(self) -> None:
@@ -162,7 +165,7 @@ class Session:
                 "frame_size": self.frame_size,
                 "text_frames": self.timed_text,
             }))
-        except (WebSocketDisconnect, OSError):
+        except _CONNECTION_GONE:
             return _connection_lost()
         except ProtocolError as lost:
             return lost
@@ -172,7 +175,7 @@ class Session:
             done, _ = await asyncio.wait([*tasks, self._ended], return_when=asyncio.FIRST_COMPLETED)
             if self._ended in done:
                 return self._ended.result()
-            if receiver not in done and isinstance(sender.exception(), (WebSocketDisconnect, OSError)):
+            if receiver not in done and isinstance(sender.exception(), _CONNECTION_GONE):
                 # A reply that finds the connection gone: the receiver reads why, a close or a drop.
                 await asyncio.wait([receiver], timeout=self.limits.close_seconds)
                 if not receiver.done():
@@ -181,7 +184,7 @@ class Session:
             exc = first.exception()
             if isinstance(exc, ProtocolError):
                 return exc
-            if exc is not None and not isinstance(exc, (WebSocketDisconnect, OSError)):
+            if exc is not None and not isinstance(exc, _CONNECTION_GONE):
                 raise exc
             return ProtocolError("client closed the connection", CloseCode.NORMAL)
         finally:
@@ -287,7 +290,7 @@ class Session:
             await self.ws.close(code=int(end.code), reason=_close_reason(str(end)))
         try:
             await asyncio.wait_for(close(), self.limits.close_seconds)
-        except (asyncio.TimeoutError, WebSocketDisconnect, RuntimeError, OSError):
+        except (asyncio.TimeoutError, *_CONNECTION_GONE, RuntimeError):
             pass
 
 
