@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> str:
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     walls: dict[str, list[float]] = {}
     profilers: dict[str, profile] = {}
-    variants = {"frame graphs (`--frame-graphs`)": None}
+    variants = {"frame graphs (the default)": None}
     if args.compile:
         variants["compiled, with frame graphs (`--compile`)"] = "inductor"
     for label, backend in variants.items():
@@ -107,8 +107,8 @@ def run(args: argparse.Namespace) -> str:
 
     # The stages can only be timed apart with the glue between them run eagerly (moshi's own graphs).
     engine = started_engine(model, args.sessions, frame_graphs=False)
-    walls["moshi's own graphs, the glue between them eager (the default)"] = step_frames(engine, frames,
-                                                                                        synchronized=True)
+    eager_label = "moshi's own graphs, the glue between them eager (`--no-frame-graphs`)"
+    walls[eager_label] = step_frames(engine, frames, synchronized=True)
     stages: dict[str, list[float]] = {}
     unwrap = timed_stages(engine, stages)
     staged_walls = step_frames(engine, frames, synchronized=False)

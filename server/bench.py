@@ -52,8 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sessions", default="1,2,4", help="comma-separated session counts")
     parser.add_argument("--seconds", type=float, default=12.0, help="audio each session streams per row")
     parser.add_argument("--warmup-frames", type=int, default=12, help="first frames of a row not counted")
-    parser.add_argument("--frame-graphs", action="store_true",
-                        help="CUDA: the engine's step as two CUDA graphs rather than moshi's graphed pieces")
+    parser.add_argument("--frame-graphs", action=argparse.BooleanOptionalAction, default=True,
+                        help="CUDA: the engine's step as two CUDA graphs (--no-frame-graphs: moshi's graphed "
+                             "pieces with Python between them)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the engine's step pieces")
     parser.add_argument("--server", action="store_true",
                         help="drive a real server over loopback with WebSocket clients instead")
@@ -96,7 +97,7 @@ def speech_frames(seconds: float, frame_size: int) -> np.ndarray:
 
 
 def run_engine(model: LoadedModel, sessions: int, frames: np.ndarray, warmup: int,
-               frame_graphs: bool = False, compile_backend: str | None = None) -> dict:
+               frame_graphs: bool = True, compile_backend: str | None = None) -> dict:
     engine = Engine(model, slots=sessions, frame_graphs=frame_graphs, compile_backend=compile_backend)
     engine.warmup()
     timed = TimedEngine(engine)
@@ -281,8 +282,8 @@ def run_server(args: argparse.Namespace, sessions: int, pcm: np.ndarray) -> dict
                   "--idle-seconds", "30", "--log-level", "warning"]
     if args.context_frames:
         serve_args += ["--context-frames", str(args.context_frames)]
-    if args.frame_graphs:
-        serve_args.append("--frame-graphs")
+    if not args.frame_graphs:
+        serve_args.append("--no-frame-graphs")
     if args.compile:
         serve_args.append("--compile")
     server = LocalServer(serve_args + (["--random-weights"] if args.random_weights else []),

@@ -31,9 +31,9 @@ def main(argv: list[str] | None = None) -> None:
                        help="attend to at most this many past 80 ms frames (default: the model's own, 3,000 "
                             "for Moshi). Less keeps less KV cache a session (Moshi 7B: 1.5 GB at 3,000 in "
                             "bfloat16) and changes only sessions longer than it")
-    serve.add_argument("--frame-graphs", action="store_true",
-                       help="CUDA: capture each frame's step as two CUDA graphs (the encoding, then the rest) "
-                            "rather than moshi's graphed pieces with Python between them")
+    serve.add_argument("--frame-graphs", action=argparse.BooleanOptionalAction, default=True,
+                       help="CUDA: capture each frame's step as two CUDA graphs (the encoding, then the rest); "
+                            "--no-frame-graphs runs moshi's graphed pieces with Python between them")
     serve.add_argument("--compile", action="store_true",
                        help="torch.compile the step's pieces (fewer, fused kernels; on CUDA with frame graphs). "
                             "Kernels round differently: greedy tokens can drift from moshi's own")

@@ -4,9 +4,9 @@ Only the engine thread calls into this module. Each step runs moshi's streaming 
 batch: Mimi encodes every slot's 1920-sample frame, LMGen steps the temporal and depth transformers, and
 Mimi decodes the agent's codebooks. A slot that has no frame this step is masked with `set_exec_mask`, so
 its streaming state does not move; a slot that starts a session is reset alone with
-`reset_streaming(mask)`. On CUDA, moshi's modules capture themselves in CUDA graphs; with `frame_graphs`
-the step is instead two CUDA graphs (`frame_graphs.py`): Mimi's encoding, then the LM step with the
-decoding. Either way the step's outputs come back to the host in one copy.
+`reset_streaming(mask)`. On CUDA the step is two CUDA graphs (`frame_graphs.py`): Mimi's encoding, then
+the LM step with the decoding; without `frame_graphs`, moshi's modules capture themselves in CUDA graphs
+piece by piece, with Python between them. Either way the step's outputs come back to the host in one copy.
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ class StepResult:
 
 
 class Engine:
-    def __init__(self, model: LoadedModel, slots: int, frame_graphs: bool = False,
+    def __init__(self, model: LoadedModel, slots: int, frame_graphs: bool = True,
                  compile_backend: str | Callable[..., Any] | None = None) -> None:
-        """`frame_graphs`: on CUDA, capture the step as two graphs rather than moshi's pieces.
+        """`frame_graphs`: on CUDA, capture the step as two graphs rather than run moshi's graphed pieces.
         `compile_backend` (`inductor` for `--compile`): torch.compile the step's pieces with it; on CUDA
         this implies frame graphs, captured once compiling is done."""
         if slots < 1:
