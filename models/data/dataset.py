@@ -16,7 +16,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .conversations import SAMPLE_RATE, Generator
+from .conversations import REPLY_GAP, SAMPLE_RATE, YIELD_DELAY, Generator
 
 _GENERATOR: Generator | None = None
 
@@ -110,8 +110,9 @@ def card(root: Path, seed: int, counts: dict[str, int]) -> str:
              "time-aligned (espeak-ng's word marks and phoneme events). The agent speaks with one voice "
              "(espeak-ng en-us+f3); users with espeak-ng accents x voice variants at random rate, pitch and "
              "range, their track augmented with a synthetic room (half the conversations), noise at 10-40 dB "
-             "SNR (70 %) and a level of -12 to +3 dB. Agent replies start 0.2-0.8 s after the user's last "
-             "word; an interrupted agent falls silent 0.25-0.7 s after the interruption starts. The held-out "
+             f"SNR (70 %) and a level of -12 to +3 dB. Agent replies start {REPLY_GAP[0]:g}-{REPLY_GAP[1]:g} s "
+             f"after the user's last word; an interrupted agent falls silent {YIELD_DELAY[0]:g}-{YIELD_DELAY[1]:g} "
+             "s after the interruption starts. The held-out "
              "split uses user voices (one whole accent and six variants) and prompts that training never "
              "hears: each fact (a sum, a spelling, a phrase, a count) comes with several wordings, at most one "
              "of which is held out, and colour questions hold out whole (thing, colour) pairs whose answer "
