@@ -1,13 +1,14 @@
-"""Calls from the engine thread into the event loop, one wake-up of the loop a tick.
+"""Calls from other threads into the event loop, one wake-up of the loop for all that arrive meanwhile.
 
-Each tick hands every stepped session its output. Scheduling each with `call_soon_threadsafe` wakes the
-loop once per session (a write to its self-pipe, a system call that also passes the interpreter lock
-back and forth): with 128 sessions, 128 hand-offs a tick. The mailbox queues the calls and wakes the loop
-only when the queue was empty, so a tick's calls run in one pass, in the order they were posted.
+The engine thread posts each tick's outputs here, and the codec threads their coded audio
+(`codec_threads.py`). Scheduling each with `call_soon_threadsafe` wakes the loop once per call (a write
+to its self-pipe, a system call that also passes the interpreter lock back and forth): with 128
+sessions, 128 hand-offs a tick. The mailbox queues the calls and wakes the loop only when the queue was
+empty, so a tick's calls run in one pass, in the order they were posted.
 
 The queue is unbounded, like the loop's own queue of callbacks that it replaces: it holds what the
-engine produced while the loop was busy, and each session's bounded outbox decides what happens to a
-client that does not read.
+other threads produced while the loop was busy, and each session's bounded outbox decides what happens
+to a client that does not read.
 """
 
 from __future__ import annotations
@@ -42,4 +43,4 @@ class LoopMailbox:
             try:
                 callback(*args)
             except Exception:  # one session's failure must not cost the others their outputs
-                logger.exception("a call from the engine thread failed")
+                logger.exception("a call from another thread failed")

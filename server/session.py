@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import queue
 import secrets
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -20,6 +18,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from . import protocol
 from .access import AccessPolicy
+from .codec_threads import CodecThreads
 from .lifecycle import Lifecycle
 from .loop_mailbox import LoopMailbox
 from .metrics import Metrics
@@ -55,10 +54,7 @@ class ServerContext:
     defaults: SamplingParams = field(default_factory=SamplingParams)
     access: AccessPolicy = field(default_factory=AccessPolicy)
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
-    # Opus encoding and decoding, off the event loop: libopus runs without the GIL, so sessions' audio
-    # is coded on all cores while the loop serves the sockets.
-    codec_threads: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="antiphon-opus"))
+    codec_threads: CodecThreads = field(default_factory=CodecThreads)  # Opus coding, off the event loop
     mailboxes: dict[asyncio.AbstractEventLoop, LoopMailbox] = field(default_factory=dict)
 
     def mailbox(self, loop: asyncio.AbstractEventLoop) -> LoopMailbox:
@@ -223,8 +219,7 @@ class Session:
             if kind is not Kind.AUDIO:
                 continue  # control actions and pings keep no state here
             try:
-                pcm = await self._loop.run_in_executor(self.context.codec_threads, reader.append_bytes,
-                                                       payload)
+                pcm = await self.context.codec_threads.run(self._mailbox, reader.append_bytes, payload)
             except ValueError as exc:
                 raise ProtocolError(f"audio is not a valid Ogg Opus stream ({exc})",
                                     CloseCode.INVALID_PAYLOAD) from None
@@ -247,7 +242,7 @@ class Session:
         writer = OggOpusWriter()
         while True:
             output = await self._outbox.get()
-            ogg = await self._loop.run_in_executor(self.context.codec_threads, writer.append_pcm, output.pcm)
+            ogg = await self.context.codec_threads.run(self._mailbox, writer.append_pcm, output.pcm)
             if len(ogg):
                 await self._send_to_client(protocol.audio(ogg))
             if output.text:
