@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sessions per GPU on a lent H200 (the device tool), the Moshi 7B configuration with random bf16 weights.
 # Carry .carry/wheels (moshi, sphn, websockets for the device's Python 3.12) and, for --server,
-# .carry/wheels-server (fastapi, starlette, uvicorn, pydantic, pydantic-core, typing-inspection,
+# .carry/wheels-server (fastapi, starlette, uvicorn, uvloop, pydantic, pydantic-core, typing-inspection,
 # annotated-types, annotated-doc, click, opentelemetry-api, importlib-metadata, zipp, anyio, h11, idna,
 # typing-extensions: `pip download --no-deps --only-binary=:all: --python-version 3.12 ...`) and
 # .carry/lib/libopus.so.0 (Debian's libopus0, which the server's Ogg Opus codec loads); see device_env.sh.
