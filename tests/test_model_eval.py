@@ -41,3 +41,21 @@ def test_answers_latency_and_yields_are_read_from_the_reply():
     summary = summarize(scores, talk_seconds=15, conversations=1)
     assert summary["accuracy_text"] == 1.0 and summary["prompts"] == 1
     assert (summary["interruption_prompts"], summary["interruptions"], summary["yielded"]) == (3 - 1, 1, 1)
+
+
+def test_the_recorded_agent_scores_every_answer_and_sets_the_recognizers_ceiling(tmp_path):
+    """`--reference` puts the script itself through the scoring: a perfect model. Its monologue must score
+    every answer at the script's own reply gap; its speech, what the recognizer can judge at best."""
+    import argparse
+
+    from antiphon.models.data.conversations import REPLY_GAP
+    from antiphon.models.data.dataset import generate
+    from antiphon.models.eval.model_eval import evaluate
+
+    generate(tmp_path, {"heldout": 6}, seed=5, shard_size=6)
+    args = argparse.Namespace(data=tmp_path, split="heldout", conversations=6, reference=True)
+    summary = evaluate(args)
+    assert summary["prompts"] > 0 and summary["accuracy_text"] == 1.0
+    # a word's piece is sent in the step whose 80 ms frame holds its start
+    assert REPLY_GAP[0] - 0.08 <= summary["latency_text_median"] <= REPLY_GAP[1]
+    assert 0 < summary["accuracy_speech"] <= 1.0

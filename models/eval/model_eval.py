@@ -11,6 +11,9 @@ conversation's script:
 - latency: from the user's last word to the agent's first monologue word, and to its speech onset;
 - interruption: how often the agent falls silent within a second of the user talking over it, and when.
 
+`--reference` scores the conversations' own recorded agent track and script instead of a served model:
+what a perfect model would get, so the row shows how far the recognizer itself can judge each task.
+
 Timing: the server steps once per 80 ms input frame; step s returns the monologue token and the audio of
 frame s - 1 (Moshi's acoustic delay), so the reply's audio lines up sample for sample with the input.
 Results accumulate by `--label` in OUT.json; OUT.md holds the table of every label.
@@ -48,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--conversations", type=int, default=100)
     parser.add_argument("--parallel", type=int, default=2, help="sessions at once")
     parser.add_argument("--query", default="", help="extra query string for every session, e.g. text_temperature=0")
+    parser.add_argument("--reference", action="store_true",
+                        help="score the recorded agent track and its script instead of a served model: the "
+                             "figures a perfect model would get, the recognizer's own ceiling")
 
 
 @dataclass
@@ -106,6 +112,26 @@ def _silence_after(loudness: np.ndarray, since: float, until: float) -> float | 
     return None
 
 
+def served_replies(args: argparse.Namespace, records: list[Record]) -> list[tuple[np.ndarray, list]]:
+    """Each conversation's reply from the model (its audio and timed monologue), through a real server."""
+    query = dict(item.split("=", 1) for item in args.query.split("&") if item)
+    server = None if args.url else LocalServer(
+        [*(["--model", args.model] if args.model else []), "--slots", str(args.parallel), "--idle-seconds", "60",
+         "--log-level", "warning"])
+    try:
+        replies = asyncio.run(converse(args.url or server.base, records, args.parallel, query))
+    finally:
+        if server:
+            server.stop()
+    return [(reply.pcm, reply.timed_text) for reply in replies]
+
+
+def recorded_monologue(record: Record) -> list[tuple[int, str]]:
+    """The script's agent words as the server would send them: (step, piece), a word's piece in the step
+    whose frame holds its start."""
+    return [(int(word["start"] / FRAME_SECONDS) + 1, " " + word["text"]) for word in record.meta["agent_words"]]
+
+
 async def converse(url: str, records: list[Record], parallel: int, query: dict[str, str]) -> list:
     gate = asyncio.Semaphore(parallel)
 
@@ -126,21 +152,16 @@ async def converse(url: str, records: list[Record], parallel: int, query: dict[s
 
 def evaluate(args: argparse.Namespace) -> dict:
     records = list(read_split(args.data, args.split))[:args.conversations]
-    query = dict(item.split("=", 1) for item in args.query.split("&") if item)
-    server = None if args.url else LocalServer(
-        [*(["--model", args.model] if args.model else []), "--slots", str(args.parallel), "--idle-seconds", "60",
-         "--log-level", "warning"])
-    try:
-        began = time.monotonic()
-        replies = asyncio.run(converse(args.url or server.base, records, args.parallel, query))
-        talk_seconds = time.monotonic() - began
-    finally:
-        if server:
-            server.stop()
+    began = time.monotonic()
+    if args.reference:
+        replies = [(record.agent, recorded_monologue(record)) for record in records]
+    else:
+        replies = served_replies(args, records)
+    talk_seconds = time.monotonic() - began
     sentences = {turn["agent"] for record in records for turn in record.meta["turns"]}
     turns = []
-    for record, reply in zip(records, replies):
-        turns += score_conversation(record, reply.pcm, reply.timed_text)
+    for record, (pcm, timed_text) in zip(records, replies):
+        turns += score_conversation(record, pcm, timed_text)
     sentences |= {" ".join(score.monologue) for score, _ in turns}
     # Monologue sentences join the grammar so that the recognizer can hear what the agent meant to say,
     # not only what the script wanted; pieces outside its dictionary cannot be spoken sentences.
@@ -237,8 +258,9 @@ def run(args: argparse.Namespace) -> None:
     result = evaluate(args)
     result["budget"] = args.budget
     result["command"] = " ".join(["antiphon", "eval", "model"] + [
-        f"--{name.replace('_', '-')} {value}" for name, value in vars(args).items()
-        if name in {"model", "data", "split", "out", "label", "conversations", "parallel", "query"} and value])
+        f"--{name.replace('_', '-')}" + ("" if value is True else f" {value}") for name, value in vars(args).items()
+        if name in {"model", "data", "split", "out", "label", "conversations", "parallel", "query", "reference"}
+        and value])
     path = args.out.with_suffix(".json")
     results = json.loads(path.read_text()) if path.is_file() else {}
     results[args.label] = result
