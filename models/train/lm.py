@@ -297,14 +297,19 @@ def _train(args: argparse.Namespace) -> None:
                 sums.clear()
                 counted = 0
                 if trainer.step % EVALUATE_EVERY == 0:
+                    started = time.monotonic()
                     entry.update(trainer.evaluate())
+                    entry["evaluate_seconds"] = round(time.monotonic() - started, 1)
                 log.write(json.dumps(entry) + "\n")
                 log.flush()
                 bar.set_postfix(sem=entry["semantic"], words=entry.get("word_accuracy", "-"))
             if trainer.step % 2000 == 0:
                 trainer.save()
-            if trainer.step % 200 == 0 and trainer.train_set.refresh():
-                log.write(json.dumps({"step": trainer.step, "conversations": len(trainer.train_set)}) + "\n")
+            if trainer.step % 200 == 0:
+                started = time.monotonic()
+                if trainer.train_set.refresh():  # the time it takes is training time lost: logged
+                    log.write(json.dumps({"step": trainer.step, "conversations": len(trainer.train_set),
+                                          "load_seconds": round(time.monotonic() - started, 1)}) + "\n")
         entry = {"step": trainer.step, "time": time.time(), **trainer.evaluate()}
         log.write(json.dumps(entry) + "\n")
     trainer.save()
