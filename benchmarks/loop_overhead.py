@@ -30,7 +30,7 @@ import numpy as np
 
 from antiphon.client.chat import chat_url
 from antiphon.client.local_server import free_port
-from antiphon.server.bench import (_client_sessions, _engine_figures, _percentiles, _process_cpu_seconds,
+from antiphon.server.bench import (client_sessions, engine_figures, percentiles, process_cpu_seconds,
                                    speech_frames)
 from antiphon.server.engine import StepResult
 
@@ -96,15 +96,15 @@ def measure(sessions: int, loop: str, seconds: float, step_seconds: float, clien
         processes = max(1, min(client_processes, sessions))
         shares = [sessions // processes + (i < sessions % processes) for i in range(processes)]
         main_before = _thread_cpu_seconds(server.pid, server.pid)
-        cpu_before, clock_before = _process_cpu_seconds(server.pid), time.monotonic()
+        cpu_before, clock_before = process_cpu_seconds(server.pid), time.monotonic()
         with multiprocessing.get_context("spawn").Pool(processes) as pool:
-            results = pool.starmap(_client_sessions, [(chat_url(f"ws://127.0.0.1:{port}"), pcm, share)
+            results = pool.starmap(client_sessions, [(chat_url(f"ws://127.0.0.1:{port}"), pcm, share)
                                                       for share in shares])
         wall = time.monotonic() - clock_before
         main_cpu = _thread_cpu_seconds(server.pid, server.pid) - main_before
-        cores = (_process_cpu_seconds(server.pid) - cpu_before) / wall
+        cores = (process_cpu_seconds(server.pid) - cpu_before) / wall
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            engine = _engine_figures(response.read().decode())
+            engine = engine_figures(response.read().decode())
     finally:
         server.terminate()
         server.wait(10)
@@ -113,7 +113,7 @@ def measure(sessions: int, loop: str, seconds: float, step_seconds: float, clien
     session_frames = sessions * (len(pcm) // FRAME)
     return {"sessions": sessions, "loop": loop, "session_frames": session_frames, "errors": errors,
             "loop_cpu_ms_per_session_frame": round(1000 * main_cpu / session_frames, 3),
-            "server_cpu_cores": round(cores, 2), "mouth_to_ear_ms": _percentiles(latencies),
+            "server_cpu_cores": round(cores, 2), "mouth_to_ear_ms": percentiles(latencies),
             "late_frames": engine["late_frames"], "ticks": engine["ticks"]}
 
 

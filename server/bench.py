@@ -134,7 +134,7 @@ def run_engine(model: LoadedModel, sessions: int, frames: np.ndarray, warmup: in
     engine.close()
     ticks = timed.step_seconds[1:][warmup:]  # the first tick joins every session
     counted = [seconds for step, seconds in latencies if step >= warmup]
-    return {"tick_ms": _percentiles(ticks), "latency_ms": _percentiles(counted), "late_frames": int(late),
+    return {"tick_ms": percentiles(ticks), "latency_ms": percentiles(counted), "late_frames": int(late),
             "frames": len(frames) * sessions, "delivered": len(latencies)}
 
 
@@ -155,10 +155,10 @@ def run_reference(model: LoadedModel, sessions: int, frames: np.ndarray, warmup:
                 torch.cuda.synchronize(device)
             if index >= warmup:
                 times.append(time.perf_counter() - started)
-    return {"frame_ms": _percentiles(times)}
+    return {"frame_ms": percentiles(times)}
 
 
-def _percentiles(seconds: list) -> dict[str, float]:
+def percentiles(seconds: list) -> dict[str, float]:
     values = np.asarray(seconds, dtype=float) * 1000
     if not len(values):
         return {"p50": float("nan"), "p99": float("nan")}
@@ -260,7 +260,7 @@ def report(result: dict, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _client_sessions(url: str, pcm: np.ndarray, count: int) -> tuple[list[float], list[str]]:
+def client_sessions(url: str, pcm: np.ndarray, count: int) -> tuple[list[float], list[str]]:
     """In a client process: `count` sessions streaming `pcm` at once; their frame latencies and errors."""
     from ..client.chat import talk
 
@@ -291,28 +291,28 @@ def run_server(args: argparse.Namespace, sessions: int, pcm: np.ndarray) -> dict
     try:
         processes = max(1, min(args.client_processes, sessions))
         shares = [sessions // processes + (i < sessions % processes) for i in range(processes)]
-        cpu_before, clock_before = _process_cpu_seconds(server.process.pid), time.monotonic()
+        cpu_before, clock_before = process_cpu_seconds(server.process.pid), time.monotonic()
         with multiprocessing.get_context("spawn").Pool(processes) as pool:
-            results = pool.starmap(_client_sessions, [(chat_url(server.base), pcm, share) for share in shares])
-        server_cores = (_process_cpu_seconds(server.process.pid) - cpu_before) / (time.monotonic() - clock_before)
-        engine = _engine_figures(server.get("/metrics").decode())
+            results = pool.starmap(client_sessions, [(chat_url(server.base), pcm, share) for share in shares])
+        server_cores = (process_cpu_seconds(server.process.pid) - cpu_before) / (time.monotonic() - clock_before)
+        engine = engine_figures(server.get("/metrics").decode())
     finally:
         server.stop()
     per_session = len(pcm) // 1920
     latencies = [value for values, _ in results for value in values]
     errors = [error for _, session_errors in results for error in session_errors]
     return {"sessions": sessions, "frames": len(latencies), "expected_frames": sessions * (per_session - 1),
-            "mouth_to_ear_ms": _percentiles(latencies), "errors": errors,
+            "mouth_to_ear_ms": percentiles(latencies), "errors": errors,
             "server_cpu_cores": round(server_cores, 2), **engine}
 
 
-def _process_cpu_seconds(pid: int) -> float:
+def process_cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process, all its threads (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _engine_figures(exposition: str) -> dict:
+def engine_figures(exposition: str) -> dict:
     """What the server's own metrics say about its engine over the row: whether the ticks kept time."""
     from prometheus_client.parser import text_string_to_metric_families
 
