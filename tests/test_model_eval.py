@@ -49,7 +49,7 @@ def test_the_recorded_agent_scores_every_answer_and_sets_the_recognizers_ceiling
     import argparse
 
     from antiphon.models.data.conversations import REPLY_GAP
-    from antiphon.models.data.dataset import generate
+    from antiphon.models.data.dataset import generate, read_split
     from antiphon.models.eval.model_eval import evaluate
 
     generate(tmp_path, {"heldout": 6}, seed=5, shard_size=6)
@@ -59,3 +59,7 @@ def test_the_recorded_agent_scores_every_answer_and_sets_the_recognizers_ceiling
     # a word's piece is sent in the step whose 80 ms frame holds its start
     assert REPLY_GAP[0] - 0.08 <= summary["latency_text_median"] <= REPLY_GAP[1]
     assert 0 < summary["accuracy_speech"] <= 1.0
+    # every prompt is counted once, under its user's accent
+    accents = {record.meta["user_voice"].split("+")[0] for record in read_split(tmp_path, "heldout")}
+    assert set(summary["by_accent"]) <= accents
+    assert sum(group["prompts"] for group in summary["by_accent"].values()) == summary["prompts"]

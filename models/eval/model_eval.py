@@ -32,6 +32,7 @@ import numpy as np
 
 from ...client.chat import FRAME_SECONDS, SAMPLE_RATE, chat_url, talk
 from ...client.local_server import LocalServer
+from ..data.conversations import HELD_OUT_ACCENTS
 from ..data.dataset import Record, read_split
 from .recognizer import Recognizer, known_words, word_errors
 
@@ -64,6 +65,7 @@ class TurnScore:
     heard: list[str]
     latency_text: float | None
     latency_speech: float | None
+    accent: str = ""  # the user's espeak-ng accent: held-out voices are partly accents training never heard
     # interruption turns: whether the agent was speaking when the user cut in, and the seconds from the
     # interruption to its silence
     speaking_when_interrupted: bool = False
@@ -91,7 +93,8 @@ def score_conversation(record: Record, pcm: np.ndarray,
                       int(end / FRAME_SECONDS))) if loudness[i] >= SILENCE_RMS), None)
         score = TurnScore(turn["task"], turn["answer"].split(), words, [],
                           latency_text=(said[0][0] - start) if said else None,
-                          latency_speech=(onset - start) if onset is not None else None)
+                          latency_speech=(onset - start) if onset is not None else None,
+                          accent=record.meta.get("user_voice", "").split("+")[0])
         if "interrupt" in turn:
             cut_in = int(turn["interrupt_start"] / FRAME_SECONDS)
             score.speaking_when_interrupted = bool((loudness[max(0, cut_in - 3):cut_in] >= SILENCE_RMS).any())
@@ -176,11 +179,19 @@ def _begins_with(words: list[str], expected: list[str]) -> bool:
     return bool(expected) and words[:len(expected)] == expected
 
 
+def _accuracies(scores: list[TurnScore], key: str) -> dict[str, dict]:
+    """Prompts and accuracies (text, speech) of the scores grouped by one of their fields."""
+    groups: dict[str, list[TurnScore]] = {}
+    for score in scores:
+        groups.setdefault(getattr(score, key), []).append(score)
+    return {name: {"prompts": len(group),
+                   "accuracy_text": float(np.mean([_begins_with(s.monologue, s.expected) for s in group])),
+                   "accuracy_speech": float(np.mean([_begins_with(s.heard, s.expected) for s in group]))}
+            for name, group in sorted(groups.items())}
+
+
 def summarize(scores: list[TurnScore], talk_seconds: float, conversations: int) -> dict:
     answered = [s for s in scores if s.task != "interruption"]
-    by_task: dict[str, list[TurnScore]] = {}
-    for score in answered:
-        by_task.setdefault(score.task, []).append(score)
     with_text = [s for s in answered if s.monologue]
     agreement_errors = sum(word_errors(s.monologue, s.heard) for s in with_text)
     agreement_words = sum(len(s.monologue) for s in with_text)
@@ -197,10 +208,8 @@ def summarize(scores: list[TurnScore], talk_seconds: float, conversations: int) 
         "conversations": conversations, "prompts": len(answered), "seconds": round(talk_seconds, 1),
         "accuracy_text": float(np.mean([_begins_with(s.monologue, s.expected) for s in answered])),
         "accuracy_speech": float(np.mean([_begins_with(s.heard, s.expected) for s in answered])),
-        "by_task": {task: {"prompts": len(group),
-                           "accuracy_text": float(np.mean([_begins_with(s.monologue, s.expected) for s in group])),
-                           "accuracy_speech": float(np.mean([_begins_with(s.heard, s.expected) for s in group]))}
-                    for task, group in sorted(by_task.items())},
+        "by_task": _accuracies(answered, "task"),
+        "by_accent": _accuracies(answered, "accent"),
         "agreement_wer": agreement_errors / agreement_words if agreement_words else None,
         "latency_text_median": median([s.latency_text for s in answered]),
         "latency_text_p90": _percentile([s.latency_text for s in answered], 90),
@@ -243,15 +252,24 @@ def table(results: dict[str, dict]) -> str:
             f"{_seconds(r['latency_text_median'])} / {_seconds(r['latency_text_p90'])} | "
             f"{_seconds(r['latency_speech_median'])} | {r['yielded']}/{r['interruptions']} "
             f"({_seconds(r['yield_median'])}) | {r['interruptions']}/{r['interruption_prompts']} |")
-    tasks = sorted({task for r in results.values() for task in r["by_task"]})
-    lines += ["", "By task (accuracy text / speech):", "",
-              "| model | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
-    for label, r in results.items():
-        cells = [f"{100 * r['by_task'][t]['accuracy_text']:.0f} / {100 * r['by_task'][t]['accuracy_speech']:.0f} "
-                 f"({r['by_task'][t]['prompts']})" if t in r["by_task"] else "-" for t in tasks]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += _group_table(results, "by_task", "By task (accuracy text / speech, prompts):", {})
+    lines += _group_table(results, "by_accent", "By the user's accent (accuracy text / speech, prompts):",
+                          {accent: f"{accent} (never in training)" for accent in HELD_OUT_ACCENTS})
     commands = [f"- {label}: `{r['command']}`" for label, r in results.items()]
     return "\n".join(lines + ["", "Commands:", ""] + commands) + "\n"
+
+
+def _group_table(results: dict[str, dict], key: str, title: str, names: dict[str, str]) -> list[str]:
+    """A table of each row's accuracies by group (rows evaluated before a grouping existed show -)."""
+    groups = sorted({group for r in results.values() for group in r.get(key, {})})
+    lines = ["", title, "", "| model | " + " | ".join(names.get(g, g) for g in groups) + " |",
+             "|---|" + "---|" * len(groups)]
+    for label, r in results.items():
+        figures = r.get(key, {})
+        cells = [f"{100 * figures[g]['accuracy_text']:.0f} / {100 * figures[g]['accuracy_speech']:.0f} "
+                 f"({figures[g]['prompts']})" if g in figures else "-" for g in groups]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def run(args: argparse.Namespace) -> None:
