@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from antiphon.models.data import tasks
-from antiphon.models.data.conversations import SAMPLE_RATE, voices
+from antiphon.models.data.conversations import ACCENTS, SAMPLE_RATE, TRAINING_ONLY_ACCENTS, Generator, voices
 from antiphon.models.data.dataset import generate, read_split
 
 
@@ -81,3 +81,15 @@ def test_same_seed_same_dataset(sample, tmp_path):
         starts = np.array([[w["start"] for w in r.meta["agent_words"]] for r in (again, first)])
         assert np.abs(starts[0] - starts[1]).max() < 0.05  # under one 80 ms frame
         assert abs(again.meta["duration"] - first.meta["duration"]) < 0.05
+
+
+H_DROPPING = pytest.mark.xfail(strict=True, reason=(
+    "espeak-ng's West Midlands accent drops the h of 'hello', loses that word's mark and reports every later "
+    "mark a word late, so the held-out accent's word timings are wrong after such a word"))
+
+
+@pytest.mark.parametrize("accent", [pytest.param(accent, marks=H_DROPPING if accent == "en-gb-x-gbcwmd" else ())
+                                    for accent in ACCENTS + TRAINING_ONLY_ACCENTS])
+def test_every_accent_speaks_and_marks_each_word(accent):
+    spoken = Generator().utterance("hello there", voice=f"{accent}+m1", rate=160, pitch=50, pitch_range=50)
+    assert rms(spoken.pcm) > 0.01 and [word.text for word in spoken.words] == ["hello", "there"]

@@ -27,6 +27,9 @@ VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f4", "f
 # Held out: every voice of one accent, and a few variants in every accent.
 HELD_OUT_ACCENTS = {"en-gb-x-gbcwmd"}
 HELD_OUT_VARIANTS = {"m6", "f5", "Annie", "Michael", "iven", "grandpa"}
+# Heard in training only, so that the held-out voices stay as they were: each accent more in training
+# helps the model follow the one it never hears (run 4 answered 60 % of prompts in it, 81 % elsewhere).
+TRAINING_ONLY_ACCENTS = ["en-us-nyc"]
 REPLY_GAP = (0.25, 0.45)        # seconds from the user's last word to the agent's first: a narrow band, so
                                 # that the agent's turn-taking has a frame that decoding can learn to prefer
 TURN_GAP = (0.4, 1.2)           # seconds from the agent's last word to the user's next turn
@@ -62,7 +65,8 @@ class Conversation:
 
 def voices(split: str) -> list[str]:
     held_out = split == "heldout"
-    return [f"{accent}+{variant}" for accent in ACCENTS for variant in VARIANTS
+    accents = ACCENTS if held_out else ACCENTS + TRAINING_ONLY_ACCENTS
+    return [f"{accent}+{variant}" for accent in accents for variant in VARIANTS
             if (accent in HELD_OUT_ACCENTS or variant in HELD_OUT_VARIANTS) == held_out]
 
 
