@@ -19,23 +19,17 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
-from antiphon.client.chat import chat_url
-from antiphon.client.local_server import free_port
+from antiphon.client.chat import FRAME_SIZE, SAMPLE_RATE, chat_url
+from antiphon.client.local_server import LocalServer
 from antiphon.server.bench import (client_sessions, engine_figures, percentiles, process_cpu_seconds,
                                    speech_frames)
 from antiphon.server.engine import StepResult
-
-FRAME = 1920
-SAMPLE_RATE = 24000
 
 
 class StandInEngine:
@@ -47,9 +41,9 @@ class StandInEngine:
     device = "stand-in"
 
     def __init__(self, slots: int, step_seconds: float) -> None:
-        self.slots, self.frame_size, self.sample_rate = slots, FRAME, SAMPLE_RATE
+        self.slots, self.frame_size, self.sample_rate = slots, FRAME_SIZE, SAMPLE_RATE
         self.step_seconds = step_seconds
-        self.speech = speech_frames(4.0, FRAME)
+        self.speech = speech_frames(4.0, FRAME_SIZE)
         self.steps = 0
 
     def step(self, pcm: np.ndarray, stepping: np.ndarray, joining=None) -> StepResult:
@@ -59,7 +53,7 @@ class StandInEngine:
         text = np.full(self.slots, self.steps % 3 == 0, dtype=np.int64)
         produced = stepping.copy()
         produced[list(joining or ())] = False
-        return StepResult(pcm=np.broadcast_to(frame, (self.slots, FRAME)), text=text,
+        return StepResult(pcm=np.broadcast_to(frame, (self.slots, FRAME_SIZE)), text=text,
                           audio=np.zeros((self.slots, 8), np.int64), produced=produced)
 
     def text_piece(self, token: int) -> str | None:
@@ -81,53 +75,31 @@ def serve(port: int, slots: int, step_seconds: float, loop: str) -> None:
     uvicorn.run(create_app(context), host="127.0.0.1", port=port, log_level="warning", loop=loop)
 
 
-def _thread_cpu_seconds(pid: int, tid: int) -> float:
-    fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def measure(sessions: int, loop: str, seconds: float, step_seconds: float, client_processes: int) -> dict:
-    port = free_port()
-    server = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--slots", str(sessions),
-                               "--step-ms", str(step_seconds * 1000), "--loops", loop])
+    server = LocalServer(["--slots", str(sessions), "--step-ms", str(step_seconds * 1000), "--loops", loop],
+                         ready_seconds=60, program=(__file__, "--serve"))
     try:
-        _wait_healthy(f"http://127.0.0.1:{port}", server)
-        pcm = speech_frames(seconds, FRAME).reshape(-1)
+        pcm = speech_frames(seconds, FRAME_SIZE).reshape(-1)
         processes = max(1, min(client_processes, sessions))
         shares = [sessions // processes + (i < sessions % processes) for i in range(processes)]
-        main_before = _thread_cpu_seconds(server.pid, server.pid)
-        cpu_before, clock_before = process_cpu_seconds(server.pid), time.monotonic()
+        pid = server.process.pid
+        main_before = process_cpu_seconds(pid, thread=pid)
+        cpu_before, clock_before = process_cpu_seconds(pid), time.monotonic()
         with multiprocessing.get_context("spawn").Pool(processes) as pool:
-            results = pool.starmap(client_sessions, [(chat_url(f"ws://127.0.0.1:{port}"), pcm, share)
-                                                      for share in shares])
+            results = pool.starmap(client_sessions, [(chat_url(server.base), pcm, share) for share in shares])
         wall = time.monotonic() - clock_before
-        main_cpu = _thread_cpu_seconds(server.pid, server.pid) - main_before
-        cores = (process_cpu_seconds(server.pid) - cpu_before) / wall
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            engine = engine_figures(response.read().decode())
+        main_cpu = process_cpu_seconds(pid, thread=pid) - main_before
+        cores = (process_cpu_seconds(pid) - cpu_before) / wall
+        engine = engine_figures(server.get("/metrics").decode())
     finally:
-        server.terminate()
-        server.wait(10)
+        server.stop()
     latencies = [value for values, _ in results for value in values]
     errors = [error for _, session_errors in results for error in session_errors]
-    session_frames = sessions * (len(pcm) // FRAME)
+    session_frames = sessions * (len(pcm) // FRAME_SIZE)
     return {"sessions": sessions, "loop": loop, "session_frames": session_frames, "errors": errors,
             "loop_cpu_ms_per_session_frame": round(1000 * main_cpu / session_frames, 3),
             "server_cpu_cores": round(cores, 2), "mouth_to_ear_ms": percentiles(latencies),
             "late_frames": engine["late_frames"], "ticks": engine["ticks"]}
-
-
-def _wait_healthy(http: str, server: subprocess.Popen, seconds: float = 60.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the stand-in server exited with status {server.returncode}")
-        try:
-            with urllib.request.urlopen(f"{http}/healthz", timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"the stand-in server did not answer within {seconds:g} s")
 
 
 def median_row(runs: list[dict]) -> dict:
@@ -166,12 +138,13 @@ def main() -> None:
     parser.add_argument("--step-ms", type=float, default=40.0, help="how long each stand-in step waits")
     parser.add_argument("--client-processes", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/loop_overhead"))
-    parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--slots", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     loops = args.loops.split(",")
     if args.serve:
-        serve(args.serve, args.slots, args.step_ms / 1000, loops[0])
+        serve(args.port, args.slots, args.step_ms / 1000, loops[0])
         return
     command = "python benchmarks/loop_overhead.py " + " ".join(sys.argv[1:])
     rows = []

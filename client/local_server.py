@@ -23,10 +23,12 @@ class LocalServer:
     """Starts `antiphon serve SERVE_ARGS --port P`, waits until /healthz answers, stops on `stop()`.
 
     Output goes to `log` (or is discarded); `tls` is the client context for a server given a
-    certificate."""
+    certificate; `program` replaces `-m antiphon.server serve` for a script that serves the app its own
+    way (a benchmark's stand-in engine) and takes `--port` too."""
 
     def __init__(self, serve_args: list[str], log: Path | None = None, tls: ssl.SSLContext | None = None,
-                 ready_seconds: float = 300.0) -> None:
+                 ready_seconds: float = 300.0,
+                 program: tuple[str, ...] = ("-m", "antiphon.server", "serve")) -> None:
         self.port = free_port()
         self.tls = tls
         self.base = f"{'wss' if tls else 'ws'}://127.0.0.1:{self.port}"
@@ -34,7 +36,7 @@ class LocalServer:
         self.log_path = log
         self._log = open(log, "w") if log else subprocess.DEVNULL
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "antiphon.server", "serve", *serve_args, "--port", str(self.port)],
+            [sys.executable, *program, *serve_args, "--port", str(self.port)],
             stdout=self._log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
         self._wait_ready(ready_seconds)
 
