@@ -3,9 +3,10 @@
 moshi graphs its pieces (the temporal transformer, the depth transformer, Mimi's encoder, decoder and
 transformers) with `CUDAGraphed`; the glue between them (LMGen's cache bookkeeping, sampling, exec masks,
 the codec's quantizer) runs eagerly, hundreds of small launches from Python each frame: the device waits
-between them (3.5 of one Moshi 7B session's 18.3 ms, `benchmarks/results/frame_profile_gpu.md`), and in a
-server each launch takes the interpreter lock back from the sockets' thread. The engine instead wraps whole stages of its step in moshi's own
-`CUDAGraphed`, under which moshi's graphed pieces run directly and are captured into the outer graph.
+between them (one Moshi 7B session's frame takes 19.6 ms that way and 14.4 ms as two graphs,
+`benchmarks/results/frame_profile_gpu.md`), and in a server each launch takes the interpreter lock back
+from the sockets' thread. The engine instead wraps whole stages of its step in moshi's own `CUDAGraphed`,
+under which moshi's graphed pieces run directly and are captured into the outer graph.
 
 A graph replays the kernels it captured on the tensors it captured, so the streaming state must stay
 at fixed addresses (`streaming_state.StatePinning`).
