@@ -54,12 +54,13 @@ def word_onsets(text):
 
 
 def corpus_sentences(root: Path, split: str = "train") -> list[str]:
-    """Every sentence of both sides, as the alignment spells it (lower case, no punctuation)."""
+    """Every sentence of both sides, interruptions included, as the alignment spells it (lower case, no
+    punctuation)."""
     sentences = []
     for jsonl in sorted((root / split).glob("shard-*.jsonl")):
         for line in jsonl.read_text().splitlines():
             for turn in json.loads(line)["turns"]:
-                sentences += [_plain(turn["user"]), _plain(turn["agent"])]
+                sentences += [_plain(turn[side]) for side in ("user", "agent", "interrupt") if side in turn]
     return sentences
 
 
