@@ -2,8 +2,9 @@
 word and phoneme of both sides time-aligned.
 
 The agent has one voice; users have many (espeak-ng accents x voice variants, at varied rate, pitch and
-range), and their track is augmented (noise, a synthetic room, level). The held-out split uses user
-voices and task instances that training never sees. Everything follows from the seed.
+range; in training also resampled, as by a longer or shorter vocal tract), and their track is augmented
+(noise, a synthetic room, level). The held-out split uses user voices and task instances that training
+never sees. Everything follows from the seed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import sphn
 
-from .espeak import Speaker, Utterance
+from .espeak import Speaker, Utterance, Word
 from .tasks import TASK_WEIGHTS, TASKS, Exchange
 
 SAMPLE_RATE = 24000
@@ -30,6 +31,10 @@ HELD_OUT_VARIANTS = {"m6", "f5", "Annie", "Michael", "iven", "grandpa"}
 # Heard in training only, so that the held-out voices stay as they were: each accent more in training
 # helps the model follow the one it never hears (run 4 answered 60 % of prompts in it, 81 % elsewhere).
 TRAINING_ONLY_ACCENTS = ["en-us-nyc"]
+# Training users' speech is resampled by a factor from this range (played back faster or slower), which
+# moves every formant and the pitch together, as a longer or shorter vocal tract would: speakers between
+# and beyond espeak-ng's variants. Held-out speech is as espeak-ng says it.
+VOCAL_TRACT_WARP = (0.9, 1.1)
 REPLY_GAP = (0.25, 0.45)        # seconds from the user's last word to the agent's first: a narrow band, so
                                 # that the agent's turn-taking has a frame that decoding can learn to prefer
 TURN_GAP = (0.4, 1.2)           # seconds from the agent's last word to the user's next turn
@@ -74,16 +79,24 @@ class Generator:
     def __init__(self, speaker: Speaker | None = None) -> None:
         self.speaker = speaker or Speaker()
 
-    def utterance(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int) -> Utterance:
+    def utterance(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int,
+                  warp: float = 1.0) -> Utterance:
+        """`text` spoken, at 24 kHz; `warp` > 1 plays it faster and higher (see VOCAL_TRACT_WARP)."""
         spoken = self.speaker.say(text, voice, rate, pitch, pitch_range)
         pcm = sphn.resample(spoken.pcm, spoken.sample_rate, SAMPLE_RATE).astype(np.float32)
-        return Utterance(pcm, SAMPLE_RATE, spoken.words, spoken.phonemes)
+        if warp == 1.0:
+            return Utterance(pcm, SAMPLE_RATE, spoken.words, spoken.phonemes)
+        words = [Word(w.text, w.start / warp, w.end / warp) for w in spoken.words]
+        return Utterance(_played_faster(pcm, warp), SAMPLE_RATE, words,
+                         [(name, at / warp) for name, at in spoken.phonemes])
 
     def conversation(self, index: int, split: str, seed: int) -> tuple[Conversation, np.ndarray, np.ndarray]:
         rng = random.Random(f"{seed}:{split}:{index}")
         held_out = split == "heldout"
         user_voice = dict(voice=rng.choice(voices(split)), rate=rng.randint(125, 210),
                           pitch=rng.randint(25, 85), pitch_range=rng.randint(20, 90))
+        if not held_out:  # drawn for training only, so that the held-out split stays as it was
+            user_voice["warp"] = round(rng.uniform(*VOCAL_TRACT_WARP), 3)
         names = rng.choices(list(TASK_WEIGHTS), weights=list(TASK_WEIGHTS.values()), k=rng.randint(1, 3))
         conversation = Conversation(f"{split}-{seed}-{index:06d}", split, user_voice["voice"], names, [])
         user_parts: list[tuple[float, np.ndarray]] = []
@@ -97,6 +110,7 @@ class Generator:
         user = _mix(user_parts, total)
         agent = _mix(agent_parts, total)
         user, conversation.augment = augment_user(user, rng)
+        conversation.augment["vocal_tract_warp"] = user_voice.get("warp", 1.0)
         conversation.duration = total / SAMPLE_RATE
         return conversation, user, agent
 
@@ -128,6 +142,14 @@ class Generator:
         turn["agent_end"] = reply_start + (reply.words[-1].end if reply.words else reply.duration)
         conversation.turns.append(turn)
         return max(user_end, turn["agent_end"])
+
+
+def _played_faster(pcm: np.ndarray, factor: float) -> np.ndarray:
+    """`pcm` played `factor` times faster, by band-limited resampling in the frequency domain: exact for
+    a track that starts and ends in silence, and with no delay (sphn's resampler delays its output by
+    20-35 ms depending on the rates, which would move each warp's sound differently against its marks)."""
+    length = round(len(pcm) / factor)
+    return (np.fft.irfft(np.fft.rfft(pcm), length) * (length / len(pcm))).astype(np.float32)
 
 
 def _plain(text: str) -> str:
