@@ -22,6 +22,7 @@
 # .carry/init also holds the earlier run's tokenizer.model, which the new runs keep instead of training
 # one, so that the weights read the ids they were trained on.
 # ABLATION=0 trains the LM alone, with the whole GPU (its weights go on from INIT as above).
+# STEP_TIME=32,64 first times a training step at those batch sizes, the GPU to itself (lm_step_time.py).
 set -euo pipefail
 until_seconds=${1:-520}
 conversations=${2:-12000}
@@ -47,6 +48,10 @@ else
   time LD_LIBRARY_PATH=$espeak_libs antiphon data --out .runs/data --train "$conversations" --heldout "${HELDOUT:-300}" \
     --workers 16 --shard-size 100 > /dev/null
   time antiphon train lm --data .runs/data --codec weights/antiphon-small --out .runs/lm --steps 0 2>&1 | tail -n 20
+fi
+if [[ -n ${STEP_TIME:-} ]]; then  # e.g. STEP_TIME=32,64: a step's time per batch size, before the supply starts
+  python3 models/train/runs/lm_step_time.py --batches "$STEP_TIME" -- --data .runs/data \
+    --codec weights/antiphon-small --out .runs/lm "$@" | tee "$OUT/step-time.md"
 fi
 minutes=$(python3 -c "print(max(0.5, ($until_seconds - $SECONDS) / 60))")
 echo "training ${runs[*]} for $minutes minutes"

@@ -1,0 +1,102 @@
+"""Where an LM training step's time goes, per batch size, on the device it runs on.
+
+    python3 models/train/runs/lm_step_time.py --batches 32,64 -- TRAIN-LM-OPTIONS...
+
+TRAIN-LM-OPTIONS are `antiphon train lm`'s (--data, --codec, --out of a run whose tokens exist; nothing is
+written there). For each batch size it takes a few warm-up steps, then reports the wall time of a step
+with the host queueing ahead, the host's time a step (building the batch and queueing the step's
+kernels; building measured apart too), and, from the profiler, the device's busy time and kernel count
+a step. A step whose wall time
+is near the host's is bound by Python and kernel launches; near the device's, by the GPU's work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import torch
+from moshi.utils.compile import no_compile
+from torch.profiler import ProfilerActivity, profile
+
+from antiphon.models.train.lm import LMTrainer, add_arguments
+
+WARMUP_STEPS = 5
+TIMED_STEPS = 30
+PROFILED_STEPS = 5
+
+
+def synchronize(trainer: LMTrainer) -> None:
+    if trainer.device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_steps(trainer: LMTrainer, steps: int) -> tuple[float, float]:
+    """(wall, host) ms a step: the host queues the steps' kernels ahead of the device, which is waited for
+    only at the end."""
+    synchronize(trainer)
+    host = 0.0
+    started = time.perf_counter()
+    for _ in range(steps):
+        begun = time.perf_counter()
+        trainer.train_step(1.0)
+        host += time.perf_counter() - begun
+    synchronize(trainer)
+    return 1000 * (time.perf_counter() - started) / steps, 1000 * host / steps
+
+
+def time_batch_building(trainer: LMTrainer, batches: int) -> float:
+    """ms to draw, pad and copy one batch to the device."""
+    synchronize(trainer)
+    started = time.perf_counter()
+    for _ in range(batches):
+        trainer.codes(trainer.train_set, trainer.rng.integers(0, len(trainer.train_set), trainer.args.batch).tolist())
+    synchronize(trainer)
+    return 1000 * (time.perf_counter() - started) / batches
+
+
+def device_busy(trainer: LMTrainer, steps: int) -> tuple[float, float]:
+    """(kernel time in ms, kernels) a step, from the profiler."""
+    with profile(activities=[ProfilerActivity.CUDA]) as profiler:
+        for _ in range(steps):
+            trainer.train_step(1.0)
+        synchronize(trainer)
+    events = profiler.key_averages()  # counted as benchmarks/frame_profile.py counts a serving frame's
+    busy_ms = sum(event.self_device_time_total for event in events) / 1000
+    kernels = sum(event.count for event in events if event.device_type == torch.autograd.DeviceType.CUDA)
+    return busy_ms / steps, kernels / steps
+
+
+def main() -> None:
+    ours, theirs = sys.argv[1:], []
+    if "--" in ours:
+        split = ours.index("--")
+        ours, theirs = ours[:split], ours[split + 1:]
+    probe = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    probe.add_argument("--batches", default="32,64")
+    train = argparse.ArgumentParser()
+    add_arguments(train)
+    probe_args, train_args = probe.parse_args(ours), train.parse_args(theirs)
+    print("| batch | wall ms/step | host ms/step | of which batch building | device busy ms/step | kernels/step "
+          "| conversations/s |")
+    print("|---|---|---|---|---|---|---|")
+    with no_compile():
+        for batch in [int(size) for size in probe_args.batches.split(",")]:
+            train_args.batch = batch
+            trainer = LMTrainer(train_args)
+            time_steps(trainer, WARMUP_STEPS)
+            wall, host = time_steps(trainer, TIMED_STEPS)
+            building = time_batch_building(trainer, TIMED_STEPS)
+            profiled = "- | -"  # the profiler sees no device kernels on a CPU
+            if trainer.device.type == "cuda":
+                busy, kernels = device_busy(trainer, PROFILED_STEPS)
+                profiled = f"{busy:.1f} | {kernels:.0f}"
+            print(f"| {batch} | {wall:.1f} | {host:.1f} | {building:.1f} | {profiled} "
+                  f"| {1000 * batch / wall:.0f} |", flush=True)
+            del trainer
+            torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()
