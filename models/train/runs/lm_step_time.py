@@ -22,7 +22,6 @@ from torch.profiler import ProfilerActivity, profile
 
 from antiphon.models.train.lm import LMTrainer, add_arguments
 
-WARMUP_STEPS = 5
 TIMED_STEPS = 30
 PROFILED_STEPS = 5
 
@@ -75,6 +74,8 @@ def main() -> None:
         ours, theirs = ours[:split], ours[split + 1:]
     probe = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     probe.add_argument("--batches", default="32,64")
+    probe.add_argument("--warmup", type=int, default=100,
+                       help="untimed steps first: the first tens of steps meet new shapes and run slower")
     train = argparse.ArgumentParser()
     add_arguments(train)
     probe_args, train_args = probe.parse_args(ours), train.parse_args(theirs)
@@ -85,7 +86,7 @@ def main() -> None:
         for batch in [int(size) for size in probe_args.batches.split(",")]:
             train_args.batch = batch
             trainer = LMTrainer(train_args)
-            time_steps(trainer, WARMUP_STEPS)
+            time_steps(trainer, probe_args.warmup)
             wall, host = time_steps(trainer, TIMED_STEPS)
             building = time_batch_building(trainer, TIMED_STEPS)
             profiled = "- | -"  # the profiler sees no device kernels on a CPU
