@@ -2,9 +2,9 @@
 word and phoneme of both sides time-aligned.
 
 The agent has one voice; users have many (espeak-ng accents x voice variants, at varied rate, pitch and
-range; in training also resampled, as by a longer or shorter vocal tract), and their track is augmented
-(noise, a synthetic room, level). The held-out split uses user voices and task instances that training
-never sees. Everything follows from the seed.
+range; in training also resampled, as by a longer or shorter vocal tract, and some with vowels shifted,
+as in an accent no voice has), and their track is augmented (noise, a synthetic room, level). The held-out
+split uses user voices and task instances that training never sees. Everything follows from the seed.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import sphn
 
-from .espeak import Speaker, Utterance, Word
+from .espeak import Pronunciation, Speaker, Utterance, Word
 from .tasks import TASK_WEIGHTS, TASKS, Exchange
 
 SAMPLE_RATE = 24000
@@ -35,6 +35,18 @@ TRAINING_ONLY_ACCENTS = ["en-us-nyc"]
 # moves every formant and the pitch together, as a longer or shorter vocal tract would: speakers between
 # and beyond espeak-ng's variants. Held-out speech is as espeak-ng says it.
 VOCAL_TRACT_WARP = (0.9, 1.1)
+# Accents of English differ most in their vowels. A share of training users speaks with an accent no
+# espeak-ng voice has: some of their vowels (how many: VOWELS_SHIFTED) moved to a neighbour on the vowel
+# chart (espeak-ng's mnemonics), the same ones throughout the conversation. Held-out speech is as
+# espeak-ng's voices say it.
+VOWEL_SHIFT_SHARE = 0.5
+VOWELS_SHIFTED = (2, 4)
+VOWEL_NEIGHBOURS = {
+    "I": ["i:", "E"], "i:": ["I", "eI"], "E": ["I", "a", "eI"], "a": ["E", "V", "A:"], "V": ["a", "U", "0", "@"],
+    "U": ["V", "u:"], "u:": ["U", "oU"], "0": ["O:", "V"], "O:": ["0", "oU"], "A:": ["a", "O:"], "3:": ["E", "@"],
+    "@": ["V", "I"], "eI": ["E", "aI", "i:"], "aI": ["eI", "OI", "A:"], "OI": ["aI", "O:"], "aU": ["a", "oU"],
+    "oU": ["O:", "aU", "u:"], "e@": ["E", "eI"], "I@": ["i:", "e@"], "A@": ["A:", "O:"],
+}
 REPLY_GAP = (0.25, 0.45)        # seconds from the user's last word to the agent's first: a narrow band, so
                                 # that the agent's turn-taking has a frame that decoding can learn to prefer
 TURN_GAP = (0.4, 1.2)           # seconds from the agent's last word to the user's next turn
@@ -80,9 +92,11 @@ class Generator:
         self.speaker = speaker or Speaker()
 
     def utterance(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int,
-                  warp: float = 1.0) -> Utterance:
-        """`text` spoken, at 24 kHz; `warp` > 1 plays it faster and higher (see VOCAL_TRACT_WARP)."""
-        spoken = self.speaker.say(text, voice, rate, pitch, pitch_range)
+                  warp: float = 1.0, vowel_shift: dict[str, str] | None = None) -> Utterance:
+        """`text` spoken, at 24 kHz; `warp` > 1 plays it faster and higher (see VOCAL_TRACT_WARP), and
+        `vowel_shift` says some vowels as others (see VOWEL_NEIGHBOURS)."""
+        pronunciation = _shifted(vowel_shift) if vowel_shift else None
+        spoken = self.speaker.say(text, voice, rate, pitch, pitch_range, pronunciation)
         pcm = sphn.resample(spoken.pcm, spoken.sample_rate, SAMPLE_RATE).astype(np.float32)
         if warp == 1.0:
             return Utterance(pcm, SAMPLE_RATE, spoken.words, spoken.phonemes)
@@ -97,6 +111,9 @@ class Generator:
                           pitch=rng.randint(25, 85), pitch_range=rng.randint(20, 90))
         if not held_out:  # drawn for training only, so that the held-out split stays as it was
             user_voice["warp"] = round(rng.uniform(*VOCAL_TRACT_WARP), 3)
+            if rng.random() < VOWEL_SHIFT_SHARE:
+                moved = rng.sample(sorted(VOWEL_NEIGHBOURS), rng.randint(*VOWELS_SHIFTED))
+                user_voice["vowel_shift"] = {vowel: rng.choice(VOWEL_NEIGHBOURS[vowel]) for vowel in moved}
         names = rng.choices(list(TASK_WEIGHTS), weights=list(TASK_WEIGHTS.values()), k=rng.randint(1, 3))
         conversation = Conversation(f"{split}-{seed}-{index:06d}", split, user_voice["voice"], names, [])
         user_parts: list[tuple[float, np.ndarray]] = []
@@ -111,6 +128,7 @@ class Generator:
         agent = _mix(agent_parts, total)
         user, conversation.augment = augment_user(user, rng)
         conversation.augment["vocal_tract_warp"] = user_voice.get("warp", 1.0)
+        conversation.augment["vowel_shift"] = user_voice.get("vowel_shift", {})
         conversation.duration = total / SAMPLE_RATE
         return conversation, user, agent
 
@@ -142,6 +160,14 @@ class Generator:
         turn["agent_end"] = reply_start + (reply.words[-1].end if reply.words else reply.duration)
         conversation.turns.append(turn)
         return max(user_end, turn["agent_end"])
+
+
+def _shifted(vowel_shift: dict[str, str]) -> Pronunciation:
+    """A pronunciation that says each vowel in `vowel_shift` as the one it maps to, stress kept."""
+    def pronounce(phonemes: list[str]) -> list[str]:
+        stressed = [(phoneme[:1], phoneme[1:]) if phoneme[:1] in "'," else ("", phoneme) for phoneme in phonemes]
+        return [stress + vowel_shift.get(name, name) for stress, name in stressed]
+    return pronounce
 
 
 def _played_faster(pcm: np.ndarray, factor: float) -> np.ndarray:

@@ -16,7 +16,8 @@ from typing import Iterator
 
 import numpy as np
 
-from .conversations import REPLY_GAP, SAMPLE_RATE, VOCAL_TRACT_WARP, YIELD_DELAY, Generator
+from .conversations import (REPLY_GAP, SAMPLE_RATE, VOCAL_TRACT_WARP, VOWEL_SHIFT_SHARE, VOWELS_SHIFTED,
+                            YIELD_DELAY, Generator)
 
 _GENERATOR: Generator | None = None
 
@@ -110,7 +111,10 @@ def card(root: Path, seed: int, counts: dict[str, int]) -> str:
              "time-aligned (espeak-ng's word marks and phoneme events). The agent speaks with one voice "
              "(espeak-ng en-us+f3); users with espeak-ng accents x voice variants at random rate, pitch and "
              f"range (in training also resampled by {VOCAL_TRACT_WARP[0]:g}-{VOCAL_TRACT_WARP[1]:g}, which moves "
-             "pitch and formants together as a shorter or longer vocal tract would), their track augmented with a synthetic room (half the conversations), noise at 10-40 dB "
+             "pitch and formants together as a shorter or longer vocal tract would; "
+             f"{VOWEL_SHIFT_SHARE:.0%} of them also say {VOWELS_SHIFTED[0]}-{VOWELS_SHIFTED[1]} of their vowels as "
+             "a neighbouring vowel, as in an accent no voice has), their track augmented with a synthetic room "
+             "(half the conversations), noise at 10-40 dB "
              f"SNR (70 %) and a level of -12 to +3 dB. Agent replies start {REPLY_GAP[0]:g}-{REPLY_GAP[1]:g} s "
              f"after the user's last word; an interrupted agent falls silent {YIELD_DELAY[0]:g}-{YIELD_DELAY[1]:g} "
              "s after the interruption starts. The held-out "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 from dataclasses import dataclass
+from typing import Callable
 from xml.sax.saxutils import escape
 
 import numpy as np
@@ -19,7 +20,9 @@ _INITIALIZE_PHONEME_EVENTS = 0x0001
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _SSML = 0x10
-_EVENT_MARK, _EVENT_PHONEME = 3, 7
+_PHONEME_INPUT = 0x100  # espeakPHONEMES: text in [[ ]] is phoneme mnemonics
+_PHONEME_SEPARATOR = ord("|") << 8  # espeak_TextToPhonemes puts this character between phonemes
+_EVENT_WORD, _EVENT_MARK, _EVENT_PHONEME = 1, 3, 7
 _RATE, _VOLUME, _PITCH, _RANGE = 1, 2, 3, 4
 
 
@@ -55,6 +58,11 @@ class Utterance:
         return len(self.pcm) / self.sample_rate
 
 
+# Turns a word's phonemes (espeak-ng mnemonics, each with its stress mark: ["h", "@", "l", "'oU"]) into
+# the ones to say instead.
+Pronunciation = Callable[[list[str]], list[str]]
+
+
 class EspeakUnavailable(RuntimeError):
     pass
 
@@ -73,13 +81,15 @@ class Speaker:
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
+        lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
         lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
                                      ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
         self.sample_rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, None, _INITIALIZE_PHONEME_EVENTS)
         if self.sample_rate <= 0:
             raise EspeakUnavailable("espeak-ng failed to initialise")
         self._chunks: list[np.ndarray] = []
-        self._events: list[tuple[int, int, int, int, str]] = []
+        self._events: list[tuple[int, int, str, int]] = []  # kind, audio ms, label, text position
         self._callback = _CALLBACK(self._on_audio)  # kept alive: the library holds the pointer
         lib.espeak_SetSynthCallback(self._callback)
 
@@ -95,32 +105,67 @@ class Speaker:
                 label = event.id.name.decode("ascii")
             else:
                 label = ""
-            self._events.append((event.type, event.audio_position, label))
+            self._events.append((event.type, event.audio_position, label, event.text_position))
             index += 1
         return 0
 
-    def say(self, text: str, voice: str = "en-us", rate: int = 160, pitch: int = 50, pitch_range: int = 50) -> Utterance:
+    def say(self, text: str, voice: str = "en-us", rate: int = 160, pitch: int = 50, pitch_range: int = 50,
+            pronunciation: Pronunciation | None = None) -> Utterance:
+        """`text` in `voice`; with `pronunciation`, each word is said as that function re-spells its
+        phonemes (the voice's own, in its phoneme table), as a speaker with another accent might."""
         lib = self._lib
         if lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise ValueError(f"espeak-ng has no voice {voice!r}")
         lib.espeak_SetParameter(_RATE, rate, 0)
         lib.espeak_SetParameter(_PITCH, pitch, 0)
         lib.espeak_SetParameter(_RANGE, pitch_range, 0)
-        self._chunks, self._events = [], []
         tokens = text.split()
         # A mark before every word: espeak-ng's own word events skip some short words ("the").
-        ssml = "<speak>" + " ".join(f'<mark name="{i}"/>{escape(token)}' for i, token in enumerate(tokens)) + "</speak>"
-        encoded = ssml.encode("utf-8") + b"\0"
-        lib.espeak_Synth(encoded, len(encoded), 0, _POS_CHARACTER, 0, _CHARS_UTF8 | _SSML, None, None)
+        ssml, spans = "<speak>", []  # spans: each word's characters, as espeak-ng counts them (from 1)
+        for index, token in enumerate(tokens):
+            ssml += f'<mark name="{index}"/>' if index == 0 else f' <mark name="{index}"/>'
+            if pronunciation is None:
+                spelt = escape(token)
+                spans.append(range(len(ssml) + 1, len(ssml) + 1 + len(spelt)))
+                ssml += spelt
+            else:  # a space after "]]": a tag or a comma right after it would be read out as text
+                spelt = "".join(pronunciation(self.phonemes(token)))
+                spans.append(range(len(ssml) + 3, len(ssml) + 3 + len(spelt)))
+                ssml += f"[[{spelt}]] {_pause(token)}"
+        flags = _CHARS_UTF8 | _SSML | (0 if pronunciation is None else _PHONEME_INPUT)
+        self._chunks, self._events = [], []
+        encoded = (ssml + "</speak>").encode("utf-8") + b"\0"
+        lib.espeak_Synth(encoded, len(encoded), 0, _POS_CHARACTER, 0, flags, None, None)
         lib.espeak_Synchronize()
         pcm = (np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)).astype(np.float32) / 32768
-        return Utterance(pcm, self.sample_rate, self._words(tokens, pcm), self._phonemes())
+        return Utterance(pcm, self.sample_rate, self._words(tokens, spans, pcm), self._phonemes())
 
-    def _words(self, tokens: list[str], pcm: np.ndarray) -> list[Word]:
+    def phonemes(self, word: str) -> list[str]:
+        """`word`'s phonemes in the current voice, each with its stress mark if any."""
+        text = ctypes.c_char_p(word.strip(",.?!").encode("utf-8"))
+        spelt = self._lib.espeak_TextToPhonemes(ctypes.byref(text), _CHARS_UTF8, _PHONEME_SEPARATOR)
+        return [phoneme for phoneme in spelt.decode("ascii").split("|") if phoneme]
+
+    def _words(self, tokens: list[str], spans: list[range], pcm: np.ndarray) -> list[Word]:
         """Marks give each word's start; a word ends where its sound does (before the pause that may
-        follow it), at the latest where the next word starts."""
-        marks = {int(label): audio_ms / 1000 for kind, audio_ms, label in self._events if kind == _EVENT_MARK}
-        starts = [(token.strip(",.?!"), marks[i]) for i, token in enumerate(tokens) if i in marks]
+        follow it), at the latest where the next word starts.
+
+        Events are matched to words by the character they report (any of the word's own: spelt in
+        phonemes, a word is reported after its stress mark), not by the mark's name: where an accent
+        drops a word's first sound (the h of "hello" in West Midlands English), espeak-ng loses that word's
+        mark and reports each later mark under the name of the one before. Such a word still has its word
+        event, which stands in for the missing mark. A short word voiced with the next one ("the light")
+        has neither in its characters: it starts where the next word does, as its mark would say."""
+        heard: dict[int, float] = {}
+        for kind in (_EVENT_WORD, _EVENT_MARK):  # marks last: they win where both are reported
+            heard.update({position: audio_ms / 1000 for event, audio_ms, _, position in self._events
+                          if event == kind})
+        starts: list[tuple[str, float]] = []
+        for token, span in reversed(list(zip(tokens, spans))):
+            reported = [position for position in heard if position in span]
+            start = heard[min(reported)] if reported else (starts[0][1] if starts else None)
+            if start is not None:
+                starts.insert(0, (token.strip(",.?!"), start))
         starts = _share_merged_starts(starts)
         rate = self.sample_rate
         loud = np.abs(pcm) > 0.02 * (np.abs(pcm).max() if len(pcm) else 1.0)
@@ -133,7 +178,12 @@ class Speaker:
         return words
 
     def _phonemes(self) -> list[tuple[str, float]]:
-        return [(name, audio_ms / 1000) for kind, audio_ms, name in self._events if kind == _EVENT_PHONEME]
+        return [(name, audio_ms / 1000) for kind, audio_ms, name, _ in self._events if kind == _EVENT_PHONEME]
+
+
+def _pause(token: str) -> str:
+    """The punctuation after a word spelt in phonemes, standing apart so that it is heard as a pause."""
+    return token[-1] + " " if token[-1] in ",.?!" else ""
 
 
 def _share_merged_starts(starts: list[tuple[str, float]]) -> list[tuple[str, float]]:
