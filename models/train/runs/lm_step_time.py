@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
+from collections import Counter
 
 import torch
 from moshi.utils.compile import no_compile
@@ -67,6 +69,20 @@ def device_busy(trainer: LMTrainer, steps: int) -> tuple[float, float]:
     return busy_ms / steps, kernels / steps
 
 
+def synchronizing_calls(trainer: LMTrainer) -> list[str]:
+    """Where one step makes the host wait for the device: each call that synchronizes, by source line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            trainer.train_step(1.0)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    lines = Counter(f"{warning.filename}:{warning.lineno}: {str(warning.message).splitlines()[0]}"
+                    for warning in caught if "synchroniz" in str(warning.message))
+    return [f"{count} x {line}" for line, count in lines.items()]
+
+
 def main() -> None:
     ours, theirs = sys.argv[1:], []
     if "--" in ours:
@@ -74,6 +90,8 @@ def main() -> None:
         ours, theirs = ours[:split], ours[split + 1:]
     probe = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     probe.add_argument("--batches", default="32,64")
+    probe.add_argument("--sync-debug", action="store_true",
+                       help="also list the calls in a step that make the host wait for the device (CUDA)")
     probe.add_argument("--warmup", type=int, default=100,
                        help="untimed steps first: the first tens of steps meet new shapes and run slower")
     train = argparse.ArgumentParser()
@@ -95,6 +113,9 @@ def main() -> None:
                 profiled = f"{busy:.1f} | {kernels:.0f}"
             print(f"| {batch} | {wall:.1f} | {host:.1f} | {building:.1f} | {profiled} "
                   f"| {1000 * batch / wall:.0f} |", flush=True)
+            if probe_args.sync_debug and trainer.device.type == "cuda":
+                print("\n".join(["", f"Synchronizing calls in one step at batch {batch}:",
+                                  *synchronizing_calls(trainer), ""]), flush=True)
             del trainer
             torch.cuda.empty_cache()
 
