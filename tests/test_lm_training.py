@@ -19,7 +19,8 @@ from antiphon.models.loader import lm_kwargs_of, load_codec, load_model
 from antiphon.models.train import lm
 from antiphon.models.train.codec import export_codec
 from antiphon.models.train.lm_data import (END_OF_PADDING, FRAME_RATE, HEARD_DELAY_FRAMES, HEARD_ROW, PADDING,
-                                           align_heard_text, align_text, encode_tracks, train_tokenizer)
+                                           REPLY_SILENCE_FRAMES, align_heard_text, align_text, encode_tracks,
+                                           reply_starts, train_tokenizer, word_onsets)
 
 
 def run_args(dataset, tmp_path, **overrides) -> argparse.Namespace:
@@ -66,12 +67,26 @@ def test_monologue_holds_each_agent_word_from_the_frame_it_starts(dataset, tmp_p
             next_free = first + len(pieces)
 
 
+def test_reply_starts_are_where_each_turns_reply_begins(dataset, tmp_path):
+    tokenizer = train_tokenizer(dataset, tmp_path / "tokenizer", 256)
+    for split in ("train", "heldout"):
+        for record in read_split(dataset, split):
+            frames = int(np.ceil(record.meta["duration"] * FRAME_RATE))
+            row = align_text(record.meta["agent_words"], frames, tokenizer)
+            replies = {int(turn["agent_start"] * FRAME_RATE) for turn in record.meta["turns"]}
+            assert set(np.flatnonzero(reply_starts(row)).tolist()) == replies
+            # the tensors training reads give the same frames
+            assert torch.equal(reply_starts(torch.from_numpy(row)), torch.from_numpy(reply_starts(row)))
+
+
 def test_lm_training_runs_resumes_and_exports_a_loadable_model(dataset, tmp_path):
     args = run_args(dataset, tmp_path, no_text=False, steps=3)
     lm.run(args)
     log = [json.loads(line) for line in (args.out / "log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 3 and np.isfinite(log[-1]["heldout_semantic"])
     assert 0 <= log[-1]["heldout_free_onset_accuracy"] <= 1  # the model decoded on its own
+    assert 0 <= log[-1]["heldout_free_reply_start_accuracy"] <= 1
+    assert 0 <= log[-1]["heldout_reply_start_accuracy"] <= 1
     assert np.isfinite(log[-1]["heldout_listening"]) and 0 <= log[-1]["heldout_listening_accuracy"] <= 1
 
     resumed = lm.LMTrainer(argparse.Namespace(**{**vars(args), "resume": args.out / "train-state.pt"}))
@@ -146,11 +161,12 @@ def test_fresh_conversations_reach_a_running_training(dataset, tmp_path):
     trainer.train_step(1.0)
 
 
-def test_reply_onsets_are_words_after_the_end_of_padding():
-    from antiphon.models.train.lm_probe import reply_onsets
-
-    text = np.array([PADDING, END_OF_PADDING, 40, 41, PADDING, PADDING, END_OF_PADDING, 42, END_OF_PADDING, 43])
-    assert reply_onsets(text) == [2, 7, 9]
+def test_onsets_follow_the_end_of_padding_and_reply_starts_a_silence():
+    pause = [PADDING] * (REPLY_SILENCE_FRAMES - 1)
+    text = np.array([PADDING, END_OF_PADDING, 40, 41, PADDING, END_OF_PADDING, 42, *pause, END_OF_PADDING, 43])
+    last = len(text) - 1
+    assert np.flatnonzero(word_onsets(text)).tolist() == [2, 6, last]
+    assert np.flatnonzero(reply_starts(text)).tolist() == [2, last]  # not 6: a pause within a reply
 
 
 def test_agent_audio_noise_touches_only_the_agents_audio_tokens():

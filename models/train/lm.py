@@ -34,8 +34,9 @@ from tqdm import tqdm
 
 from ..configs import ANTIPHON_SMALL_LM
 from ..loader import lm_kwargs_of, load_codec
-from .lm_data import HEARD_ROW, PADDING, STREAMS, TokenSet, is_word, tokenize_split, train_tokenizer, word_onsets
-from .lm_probe import free_running_onset_accuracy
+from .lm_data import (HEARD_ROW, PADDING, STREAMS, TokenSet, is_word, reply_starts, tokenize_split, train_tokenizer,
+                      word_onsets)
+from .lm_probe import free_running_accuracies
 from .schedule import cooldown_scale
 
 PADDING_TEXT_WEIGHT = 0.5  # padding dominates the monologue; words carry the answer
@@ -169,6 +170,7 @@ class LMTrainer:
             # the first token of a word after silence: mostly the first word of a reply, where the
             # answer is decided (the tokens after it mostly follow from it)
             figures["onset_accuracy"] = _masked_mean(text_correct, word_onsets(text_target) & output.text_mask)
+            figures["reply_start_accuracy"] = _masked_mean(text_correct, reply_starts(text_target) & output.text_mask)
         return figures
 
     def train_step(self, learning_rate_scale: float) -> dict[str, torch.Tensor]:
@@ -203,8 +205,7 @@ class LMTrainer:
             for name, value in self.losses(self.codes(self.heldout_set, indices)).items():
                 sums[name] = sums.get(name, 0.0) + value.item() / len(batches)
         if not self.args.no_text:
-            sums["free_onset_accuracy"] = free_running_onset_accuracy(self.lm, self.heldout_set,
-                                                                      FREE_RUNNING_CONVERSATIONS)
+            sums.update(free_running_accuracies(self.lm, self.heldout_set, FREE_RUNNING_CONVERSATIONS))
         return {f"heldout_{name}": round(value, 4) for name, value in sums.items()}
 
     def save(self) -> None:

@@ -34,6 +34,8 @@ HEARD_ROW = 17
 # word's audio in full plus 80-160 ms (the user row runs one frame ahead).
 HEARD_DELAY_FRAMES = 1
 SAMPLES_PER_FRAME = 1920
+# The agent is silent this long before each reply (while the user speaks; 0.64 s), never within one.
+REPLY_SILENCE_FRAMES = 8
 # Moshi's special text ids: 0 ends a stretch of padding (and is sentencepiece's unknown piece), 3 pads.
 END_OF_PADDING = 0
 PADDING = 3
@@ -42,6 +44,17 @@ PADDING = 3
 def is_word(tokens):
     """Which monologue tokens are words (neither padding nor its end), for numpy arrays and tensors."""
     return (tokens != PADDING) & (tokens != END_OF_PADDING)
+
+
+def reply_starts(text):
+    """Which frames of monologue rows (..., frames) start a reply: an onset after at least
+    REPLY_SILENCE_FRAMES frames without a word (the user's turn), not one after a pause within a reply
+    (between spelt letters, after "no,"). Numpy arrays and tensors alike."""
+    starts = word_onsets(text)
+    words = is_word(text)
+    for lag in range(1, REPLY_SILENCE_FRAMES + 1):
+        starts[..., lag:] &= ~words[..., :-lag]
+    return starts
 
 
 def word_onsets(text):
