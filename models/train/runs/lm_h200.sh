@@ -22,7 +22,8 @@
 # .carry/init also holds the earlier run's tokenizer.model, which the new runs keep instead of training
 # one, so that the weights read the ids they were trained on.
 # ABLATION=0 trains the LM alone, with the whole GPU (its weights go on from INIT as above).
-# STEP_TIME=32,64 first times a training step at those batch sizes, the GPU to itself (lm_step_time.py).
+# STEP_TIME=32,64 first times a training step at those batch sizes, the GPU to itself, and lists where a
+# step waits for the device (lm_step_time.py).
 set -euo pipefail
 until_seconds=${1:-520}
 conversations=${2:-12000}

@@ -3,11 +3,12 @@
     python3 models/train/runs/lm_step_time.py --batches 32,64 -- TRAIN-LM-OPTIONS...
 
 TRAIN-LM-OPTIONS are `antiphon train lm`'s (--data, --codec, --out of a run whose tokens exist; nothing is
-written there). For each batch size it takes a few warm-up steps, then reports the wall time of a step
+written there). For each batch size it takes --warmup untimed steps, then reports the wall time of a step
 with the host queueing ahead, the host's time a step (building the batch and queueing the step's
 kernels; building measured apart too), and, from the profiler, the device's busy time and kernel count
-a step. A step whose wall time
-is near the host's is bound by Python and kernel launches; near the device's, by the GPU's work.
+a step. A step whose wall time is near the device's is bound by the GPU's work; where the host's time
+equals the wall time, the host either queues slower than the device runs or waits for it inside the step
+(--sync-debug lists where).
 """
 
 from __future__ import annotations
