@@ -51,7 +51,7 @@ else
   time antiphon train lm --data .runs/data --codec weights/antiphon-small --out .runs/lm --steps 0 2>&1 | tail -n 20
 fi
 if [[ -n ${STEP_TIME:-} ]]; then  # e.g. STEP_TIME=32,64: a step's time per batch size, before the supply starts
-  python3 models/train/runs/lm_step_time.py --batches "$STEP_TIME" -- --data .runs/data \
+  python3 models/train/runs/lm_step_time.py --batches "$STEP_TIME" --sync-debug -- --data .runs/data \
     --codec weights/antiphon-small --out .runs/lm "$@" | tee "$OUT/step-time.md"
 fi
 minutes=$(python3 -c "print(max(0.5, ($until_seconds - $SECONDS) / 60))")
