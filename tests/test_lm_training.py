@@ -32,7 +32,7 @@ def run_args(dataset, tmp_path, **overrides) -> argparse.Namespace:
         "data": dataset, "codec": codec, "out": tmp_path / "run", "tokens": None, "resume": None, "init": None,
         "no_text": False, "device": "cpu", "batch": 2, "max_frames": 60, "lr": 3e-4, "warmup": 5,
         "minutes": 5.0, "steps": 0, "cooldown": 0.3, "vocab": 256, "seed": 0, "agent_noise": 0.1,
-        "listening_weight": 0.5,
+        "listening_weight": 0.5, "compile": False,
         **overrides})
 
 
@@ -142,6 +142,30 @@ def test_padding_at_a_conversations_end_changes_no_loss(dataset, tmp_path):
         assert torch.isclose(padded_figures[name], value, rtol=1e-4, atol=1e-5), name
     sum(padded_figures[name] for name in ("text", "semantic", "acoustic", "listening")).backward()
     assert all(torch.isfinite(p.grad).all() for p in trainer.lm.parameters() if p.grad is not None)
+
+
+def test_a_compiled_training_step_computes_what_the_eager_one_does(dataset, tmp_path):
+    """`--compile` pads every batch to --max-frames and runs the LM through torch.compile: the figures
+    and gradients must be the eager step's."""
+    args = run_args(dataset, tmp_path, steps=0, compile=True)
+    lm.prepare(args, torch.device("cpu"))
+    trainer = lm.LMTrainer(args)
+    shortest = int(np.argmin([c.shape[1] for c in trainer.train_set.conversations]))
+    padded = trainer.codes(trainer.train_set, [shortest], fixed_length=True)
+    own_length = trainer.codes(trainer.train_set, [shortest])
+    assert padded.shape[-1] == args.max_frames and own_length.shape[-1] <= args.max_frames
+    runs = {}
+    for name, codes, model in (("eager", own_length, trainer.lm), ("compiled", padded, trainer.stepped_lm)):
+        trainer.lm.zero_grad()
+        figures = trainer.losses(codes, model=model)
+        sum(figures[part] for part in ("text", "semantic", "acoustic")).backward()
+        runs[name] = figures, {n: p.grad.clone() for n, p in trainer.lm.named_parameters() if p.grad is not None}
+    (eager, eager_grads), (compiled, compiled_grads) = runs["eager"], runs["compiled"]
+    for part in eager:
+        assert torch.isclose(compiled[part], eager[part], rtol=1e-4, atol=1e-6), part
+    assert compiled_grads.keys() == eager_grads.keys()
+    for name, grad in eager_grads.items():
+        assert torch.allclose(compiled_grads[name], grad, rtol=1e-3, atol=1e-6), name
 
 
 def test_fresh_conversations_reach_a_running_training(dataset, tmp_path):

@@ -72,6 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="share of the agent's audio tokens the model reads replaced by random ones")
     parser.add_argument("--listening-weight", type=float, default=0.5,
                         help="weight of the training-only head that transcribes the user's words (0: none)")
+    parser.add_argument("--compile", action="store_true",
+                        help="train through torch.compile (fused kernels; batches padded to --max-frames, "
+                             "one shape): for a GPU, where the eager step is bound by launching its kernels")
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -109,6 +112,8 @@ class LMTrainer:
         self.config = dict(ANTIPHON_SMALL_LM)
         self.lm = loaders.get_moshi_lm(None, lm_kwargs=lm_kwargs_of(self.config), device=self.device,
                                        dtype=torch.float32)
+        # what training steps run: the LM itself, or compiled (evaluation and export use the LM itself)
+        self.stepped_lm: nn.Module = torch.compile(self.lm) if args.compile else self.lm
         self.listening = nn.Linear(self.lm.dim, self.lm.text_card).to(self.device)
         self._transformer_out: torch.Tensor | None = None
         self.lm.text_linear.register_forward_pre_hook(self._keep_transformer_out)
@@ -134,21 +139,22 @@ class LMTrainer:
     def _keep_transformer_out(self, _module: nn.Module, inputs: tuple[torch.Tensor]) -> None:
         self._transformer_out = inputs[0]
 
-    def codes(self, token_set: TokenSet, indices: list[int]) -> torch.Tensor:
-        codes = token_set.batch(indices, self.args.max_frames, self.lm.zero_token_id)
+    def codes(self, token_set: TokenSet, indices: list[int], fixed_length: bool = False) -> torch.Tensor:
+        codes = token_set.batch(indices, self.args.max_frames, self.lm.zero_token_id, fixed_length)
         if self.args.no_text:
             codes[:, 0] = torch.where(codes[:, 0] == self.lm.zero_token_id, codes[:, 0], PADDING)
         if self.device.type == "cuda":  # from pinned memory the copy does not wait for the GPU to be idle
             return codes.pin_memory().to(self.device, non_blocking=True)
         return codes
 
-    def losses(self, codes: torch.Tensor, inputs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Losses against `codes`, the model reading `inputs` (default: the same codes).
+    def losses(self, codes: torch.Tensor, inputs: torch.Tensor | None = None,
+               model: nn.Module | None = None) -> dict[str, torch.Tensor]:
+        """Losses against `codes`, `model` (default: the LM) reading `inputs` (default: the same codes).
 
         Every figure is a masked mean over dense tensors, so a training step never waits for the GPU to
         say how many positions a mask holds (boolean indexing would, once per loss)."""
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            output = self.lm((codes if inputs is None else inputs)[:, :STREAMS])
+            output = (self.lm if model is None else model)((codes if inputs is None else inputs)[:, :STREAMS])
             heard_logits = self.listening(self._transformer_out) if self.args.listening_weight > 0 else None
         text_target = codes[:, :1]
         per_token = _cross_entropy(output.text_logits, text_target, output.text_mask)
@@ -180,8 +186,8 @@ class LMTrainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.args.lr * learning_rate_scale * min(1.0, (self.step + 1) / self.args.warmup)
         indices = self.rng.integers(0, len(self.train_set), self.args.batch).tolist()
-        codes = self.codes(self.train_set, indices)
-        figures = self.losses(codes, corrupt_agent_audio(codes, self.args.agent_noise, self.lm.card))
+        codes = self.codes(self.train_set, indices, fixed_length=self.args.compile)
+        figures = self.losses(codes, corrupt_agent_audio(codes, self.args.agent_noise, self.lm.card), self.stepped_lm)
         # The ablation learns its text stream too, all padding, so that at inference it feeds itself the
         # padding it was trained on.
         total = figures["semantic"] + figures["acoustic"] + figures["text"]

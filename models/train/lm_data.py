@@ -201,9 +201,10 @@ class TokenSet:
     def __len__(self) -> int:
         return len(self.conversations)
 
-    def batch(self, indices: list[int], max_frames: int, pad: int) -> torch.Tensor:
-        """The conversations from their start, cut at `max_frames`, padded with `pad` (masked in the loss)."""
-        length = min(max_frames, max(self.conversations[i].shape[1] for i in indices))
+    def batch(self, indices: list[int], max_frames: int, pad: int, fixed_length: bool = False) -> torch.Tensor:
+        """The conversations from their start, cut at `max_frames`, padded with `pad` (masked in the loss)
+        to the longest of them, or with `fixed_length` to `max_frames`."""
+        length = max_frames if fixed_length else min(max_frames, max(self.conversations[i].shape[1] for i in indices))
         batch = np.full((len(indices), self.conversations[indices[0]].shape[0], length), pad, dtype=np.int64)
         for row, index in enumerate(indices):
             codes = self.conversations[index][:, :length]
