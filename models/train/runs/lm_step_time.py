@@ -1,6 +1,6 @@
 """Where an LM training step's time goes, per batch size, on the device it runs on.
 
-    python3 models/train/runs/lm_step_time.py --batches 32,64 -- TRAIN-LM-OPTIONS...
+    python3 models/train/runs/lm_step_time.py --batches 32,64 [--modes eager,compiled] -- TRAIN-LM-OPTIONS...
 
 TRAIN-LM-OPTIONS are `antiphon train lm`'s (--data, --codec, --out of a run whose tokens exist; nothing is
 written there). For each batch size it takes --warmup untimed steps, then reports the wall time of a step
@@ -14,6 +14,7 @@ equals the wall time, the host either queues slower than the device runs or wait
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 import warnings
@@ -91,6 +92,8 @@ def main() -> None:
         ours, theirs = ours[:split], ours[split + 1:]
     probe = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     probe.add_argument("--batches", default="32,64")
+    probe.add_argument("--modes", default="eager",
+                       help="eager, compiled (train lm's --compile: batches padded to --max-frames), or both")
     probe.add_argument("--sync-debug", action="store_true",
                        help="also list the calls in a step that make the host wait for the device (CUDA)")
     probe.add_argument("--warmup", type=int, default=100,
@@ -98,12 +101,13 @@ def main() -> None:
     train = argparse.ArgumentParser()
     add_arguments(train)
     probe_args, train_args = probe.parse_args(ours), train.parse_args(theirs)
-    print("| batch | wall ms/step | host ms/step | of which batch building | device busy ms/step | kernels/step "
-          "| conversations/s |")
-    print("|---|---|---|---|---|---|---|")
+    print("| batch | step | wall ms/step | host ms/step | of which batch building | device busy ms/step "
+          "| kernels/step | conversations/s |")
+    print("|---|---|---|---|---|---|---|---|")
     with no_compile():
-        for batch in [int(size) for size in probe_args.batches.split(",")]:
-            train_args.batch = batch
+        for batch, mode in itertools.product([int(size) for size in probe_args.batches.split(",")],
+                                             probe_args.modes.split(",")):
+            train_args.batch, train_args.compile = batch, mode == "compiled"
             trainer = LMTrainer(train_args)
             time_steps(trainer, probe_args.warmup)
             wall, host = time_steps(trainer, TIMED_STEPS)
@@ -112,10 +116,10 @@ def main() -> None:
             if trainer.device.type == "cuda":
                 busy, kernels = device_busy(trainer, PROFILED_STEPS)
                 profiled = f"{busy:.1f} | {kernels:.0f}"
-            print(f"| {batch} | {wall:.1f} | {host:.1f} | {building:.1f} | {profiled} "
+            print(f"| {batch} | {mode} | {wall:.1f} | {host:.1f} | {building:.1f} | {profiled} "
                   f"| {1000 * batch / wall:.0f} |", flush=True)
             if probe_args.sync_debug and trainer.device.type == "cuda":
-                print("\n".join(["", f"Synchronizing calls in one step at batch {batch}:",
+                print("\n".join(["", f"Synchronizing calls in one {mode} step at batch {batch}:",
                                   *synchronizing_calls(trainer), ""]), flush=True)
             del trainer
             torch.cuda.empty_cache()
