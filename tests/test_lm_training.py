@@ -32,7 +32,7 @@ def run_args(dataset, tmp_path, **overrides) -> argparse.Namespace:
         "data": dataset, "codec": codec, "out": tmp_path / "run", "tokens": None, "resume": None, "init": None,
         "no_text": False, "device": "cpu", "batch": 2, "max_frames": 60, "lr": 3e-4, "warmup": 5,
         "minutes": 5.0, "steps": 0, "cooldown": 0.3, "vocab": 256, "seed": 0, "agent_noise": 0.1,
-        "listening_weight": 0.5, "compile": False,
+        "listening_weight": 0.5, "compile": None,
         **overrides})
 
 
@@ -147,7 +147,7 @@ def test_padding_at_a_conversations_end_changes_no_loss(dataset, tmp_path):
 def test_a_compiled_training_step_computes_what_the_eager_one_does(dataset, tmp_path):
     """`--compile` pads every batch to --max-frames and runs the LM through torch.compile: the figures
     and gradients must be the eager step's."""
-    args = run_args(dataset, tmp_path, steps=0, compile=True)
+    args = run_args(dataset, tmp_path, steps=0, compile="default")
     lm.prepare(args, torch.device("cpu"))
     trainer = lm.LMTrainer(args)
     shortest = int(np.argmin([c.shape[1] for c in trainer.train_set.conversations]))

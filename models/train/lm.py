@@ -72,9 +72,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="share of the agent's audio tokens the model reads replaced by random ones")
     parser.add_argument("--listening-weight", type=float, default=0.5,
                         help="weight of the training-only head that transcribes the user's words (0: none)")
-    parser.add_argument("--compile", action="store_true",
-                        help="train through torch.compile (fused kernels; batches padded to --max-frames, "
-                             "one shape): for a GPU, where the eager step is bound by launching its kernels")
+    parser.add_argument("--compile", nargs="?", const="default", choices=["default", "reduce-overhead"],
+                        help="train through torch.compile in this mode (fused kernels; reduce-overhead also "
+                             "replays them as CUDA graphs; batches padded to --max-frames, one shape): for a "
+                             "GPU, where the eager step is bound by launching its kernels")
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -113,7 +114,7 @@ class LMTrainer:
         self.lm = loaders.get_moshi_lm(None, lm_kwargs=lm_kwargs_of(self.config), device=self.device,
                                        dtype=torch.float32)
         # what training steps run: the LM itself, or compiled (evaluation and export use the LM itself)
-        self.stepped_lm: nn.Module = torch.compile(self.lm) if args.compile else self.lm
+        self.stepped_lm: nn.Module = torch.compile(self.lm, mode=args.compile) if args.compile else self.lm
         self.listening = nn.Linear(self.lm.dim, self.lm.text_card).to(self.device)
         self._transformer_out: torch.Tensor | None = None
         self.lm.text_linear.register_forward_pre_hook(self._keep_transformer_out)
@@ -186,7 +187,7 @@ class LMTrainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.args.lr * learning_rate_scale * min(1.0, (self.step + 1) / self.args.warmup)
         indices = self.rng.integers(0, len(self.train_set), self.args.batch).tolist()
-        codes = self.codes(self.train_set, indices, fixed_length=self.args.compile)
+        codes = self.codes(self.train_set, indices, fixed_length=bool(self.args.compile))
         figures = self.losses(codes, corrupt_agent_audio(codes, self.args.agent_noise, self.lm.card), self.stepped_lm)
         # The ablation learns its text stream too, all padding, so that at inference it feeds itself the
         # padding it was trained on.

@@ -1,6 +1,6 @@
 """Where an LM training step's time goes, per batch size, on the device it runs on.
 
-    python3 models/train/runs/lm_step_time.py --batches 32,64 [--modes eager,compiled] -- TRAIN-LM-OPTIONS...
+    python3 models/train/runs/lm_step_time.py --batches 32,64 [--modes eager,compiled,graphed] -- TRAIN-LM-OPTIONS...
 
 TRAIN-LM-OPTIONS are `antiphon train lm`'s (--data, --codec, --out of a run whose tokens exist; nothing is
 written there). For each batch size it takes --warmup untimed steps, then reports the wall time of a step
@@ -26,6 +26,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from antiphon.models.train.lm import LMTrainer, add_arguments
 
+COMPILE_MODES = {"eager": None, "compiled": "default", "graphed": "reduce-overhead"}  # --modes: --compile
 TIMED_STEPS = 30
 PROFILED_STEPS = 5
 
@@ -93,7 +94,8 @@ def main() -> None:
     probe = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     probe.add_argument("--batches", default="32,64")
     probe.add_argument("--modes", default="eager",
-                       help="eager, compiled (train lm's --compile: batches padded to --max-frames), or both")
+                       help=f"any of {', '.join(COMPILE_MODES)}: train lm's --compile off, default and "
+                            "reduce-overhead (batches padded to --max-frames when compiled)")
     probe.add_argument("--sync-debug", action="store_true",
                        help="also list the calls in a step that make the host wait for the device (CUDA)")
     probe.add_argument("--warmup", type=int, default=100,
@@ -107,7 +109,7 @@ def main() -> None:
     with no_compile():
         for batch, mode in itertools.product([int(size) for size in probe_args.batches.split(",")],
                                              probe_args.modes.split(",")):
-            train_args.batch, train_args.compile = batch, mode == "compiled"
+            train_args.batch, train_args.compile = batch, COMPILE_MODES[mode]
             trainer = LMTrainer(train_args)
             time_steps(trainer, probe_args.warmup)
             wall, host = time_steps(trainer, TIMED_STEPS)
