@@ -75,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", nargs="?", const="default", choices=["default", "reduce-overhead"],
                         help="train through torch.compile in this mode (fused kernels; reduce-overhead also "
                              "replays them as CUDA graphs; batches padded to --max-frames, one shape): for a "
-                             "GPU, where the eager step is bound by launching its kernels")
+                             "GPU, where the eager step is bound by the host")
     parser.add_argument("--seed", type=int, default=0)
 
 
