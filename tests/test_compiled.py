@@ -8,6 +8,7 @@ their agreement is measured on the GPU (`benchmarks/gpu_parity.py`).
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from antiphon.models.loader import load_model
 from antiphon.server.engine import Engine
@@ -55,3 +56,25 @@ def test_compiled_pieces_trace_once_decode_the_same_and_give_the_model_back() ->
         np.testing.assert_array_equal(a, b, err_msg=f"step {step}")
     assert "forward_text" not in vars(model.lm) and "forward_depformer" not in vars(model.lm)
     assert "forward" not in vars(model.mimi.encoder)
+
+
+def test_the_in_place_kv_write_gives_what_moshis_does_through_the_ring_and_masked_steps() -> None:
+    from moshi.modules.transformer import StreamingMultiheadAttention
+
+    from antiphon.server.compiled import _complete_kv_in_place
+
+    torch.manual_seed(0)
+    for weights_per_step in (0, 4):  # 4: the depth transformer's attention, whose cache ignores exec_mask
+        ours, moshis = (StreamingMultiheadAttention(16, 2, causal=True, context=5, rope=None,
+                                                    weights_per_step=weights_per_step) for _ in range(2))
+        with ours.streaming(3), moshis.streaming(3):
+            for step in range(9):  # past the 5-slot ring
+                k, v = torch.randn(2, 3, 2, 1, 8)
+                exec_mask = torch.tensor([True, step % 3 != 1, step > 2])
+                ours._streaming_state.exec_mask[:] = exec_mask
+                moshis._streaming_state.exec_mask[:] = exec_mask
+                got, expected = _complete_kv_in_place(ours, k, v), moshis._complete_kv(k, v)
+                for name, a, b in zip(("keys", "values", "positions"), got, expected):
+                    assert torch.equal(a, b), (weights_per_step, step, name)
+                assert torch.equal(ours._streaming_state.kv_cache.end_offset,
+                                   moshis._streaming_state.kv_cache.end_offset)
