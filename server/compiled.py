@@ -76,8 +76,9 @@ def _complete_kv_in_place(attention: StreamingMultiheadAttention, k: torch.Tenso
     scatter into the cache tensor itself rather than one into each of its key and value views. The result
     is the same. Inductor, given moshi's writes into the views, copies the whole cache back each step:
     the compiled Moshi 7B frame on an H200 ran 80 whole-buffer copies (1.8 ms), one per attention call
-    (32 temporal layers, 6 depth layers x 8 codebooks). With this write, Inductor on a CPU updates the
-    temporal transformer's caches in place; it still copies the depth transformer's, which hold 8 steps."""
+    (32 temporal layers, 6 depth layers x 8 codebooks). With these writes (a scatter where each session
+    has its own ring position, as in the temporal transformer; an index copy where all share one, as in
+    the depth transformer), Inductor on a CPU updates every cache in place."""
     state = attention._streaming_state
     if state is None or state.kv_cache is None:
         return KVCacheResult.from_kv(k, v)
@@ -86,9 +87,11 @@ def _complete_kv_in_place(attention: StreamingMultiheadAttention, k: torch.Tenso
     end_offset = cache.end_offset
     slots = (torch.arange(steps, device=end_offset.device, dtype=end_offset.dtype)
              + end_offset.view(-1, 1)) % cache.capacity
-    rows = slots if cache.respect_exec_mask else slots[:1].expand(batch, steps)
-    cache.cache.scatter_(3, rows.view(1, batch, 1, steps, 1).expand(2, batch, heads, steps, dim),
-                         torch.stack([k, v]))
+    if cache.respect_exec_mask:
+        cache.cache.scatter_(3, slots.view(1, batch, 1, steps, 1).expand(2, batch, heads, steps, dim),
+                             torch.stack([k, v]))
+    else:
+        cache.cache.index_copy_(3, slots[0], torch.stack([k, v]))
     # the positions each cache slot holds, -1 where empty, and the new end offset: as moshi computes them
     indexes = torch.arange(cache.capacity, device=end_offset.device, dtype=torch.long)
     last_offset = end_offset.view(-1, 1) + steps - 1
