@@ -72,13 +72,14 @@ class CompiledPieces:
 
 def _complete_kv_in_place(attention: StreamingMultiheadAttention, k: torch.Tensor,
                           v: torch.Tensor) -> KVCacheResult:
-    """moshi's `_complete_kv` and `RingKVCache.complete`, with the step's keys and values written by one
-    scatter into the cache tensor itself rather than one into each of its key and value views. The result
-    is the same. Inductor, given moshi's writes into the views, copies the whole cache back each step:
-    the compiled Moshi 7B frame on an H200 ran 80 whole-buffer copies (1.8 ms), one per attention call
-    (32 temporal layers, 6 depth layers x 8 codebooks). With these writes (a scatter where each session
-    has its own ring position, as in the temporal transformer; an index copy where all share one, as in
-    the depth transformer), Inductor on a CPU updates every cache in place."""
+    """moshi's `_complete_kv` and `RingKVCache.complete`, with the step's keys and values written into the
+    cache tensor itself rather than into each of its key and value views. The result is the same.
+
+    Inductor, given moshi's writes into the views, copies the whole cache back each step: the compiled
+    Moshi 7B frame on an H200 ran 80 whole-buffer copies (1.8 ms), one per attention call (32 temporal
+    layers, 6 depth layers x 8 codebooks). With these writes (a scatter where each session has its own
+    ring position, as in the temporal transformer; an index copy where all share one, as in the depth
+    transformer), Inductor on a CPU updates every cache in place."""
     state = attention._streaming_state
     if state is None or state.kv_cache is None:
         return KVCacheResult.from_kv(k, v)

@@ -56,6 +56,7 @@ def test_compiled_pieces_trace_once_decode_the_same_and_give_the_model_back() ->
         np.testing.assert_array_equal(a, b, err_msg=f"step {step}")
     assert "forward_text" not in vars(model.lm) and "forward_depformer" not in vars(model.lm)
     assert "forward" not in vars(model.mimi.encoder)
+    assert not any("_complete_kv" in vars(module) for module in [*model.lm.modules(), *model.mimi.modules()])
 
 
 def test_the_in_place_kv_write_gives_what_moshis_does_through_the_ring_and_masked_steps() -> None:
