@@ -140,6 +140,10 @@ class LMTrainer:
     def _keep_transformer_out(self, _module: nn.Module, inputs: tuple[torch.Tensor]) -> None:
         self._transformer_out = inputs[0]
 
+    def draw_batch(self) -> list[int]:
+        """A training batch's conversations, drawn at random."""
+        return self.rng.integers(0, len(self.train_set), self.args.batch).tolist()
+
     def codes(self, token_set: TokenSet, indices: list[int], fixed_length: bool = False) -> torch.Tensor:
         codes = token_set.batch(indices, self.args.max_frames, self.lm.zero_token_id, fixed_length)
         if self.args.no_text:
@@ -186,8 +190,7 @@ class LMTrainer:
         self.lm.train()
         for group in self.optimizer.param_groups:
             group["lr"] = self.args.lr * learning_rate_scale * min(1.0, (self.step + 1) / self.args.warmup)
-        indices = self.rng.integers(0, len(self.train_set), self.args.batch).tolist()
-        codes = self.codes(self.train_set, indices, fixed_length=bool(self.args.compile))
+        codes = self.codes(self.train_set, self.draw_batch(), fixed_length=bool(self.args.compile))
         figures = self.losses(codes, corrupt_agent_audio(codes, self.args.agent_noise, self.lm.card), self.stepped_lm)
         # The ablation learns its text stream too, all padding, so that at inference it feeds itself the
         # padding it was trained on.

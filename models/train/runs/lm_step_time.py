@@ -55,7 +55,7 @@ def time_batch_building(trainer: LMTrainer, batches: int) -> float:
     synchronize(trainer)
     started = time.perf_counter()
     for _ in range(batches):
-        trainer.codes(trainer.train_set, trainer.rng.integers(0, len(trainer.train_set), trainer.args.batch).tolist())
+        trainer.codes(trainer.train_set, trainer.draw_batch())
     synchronize(trainer)
     return 1000 * (time.perf_counter() - started) / batches
 
