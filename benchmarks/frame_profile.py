@@ -26,7 +26,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from antiphon.models.loader import LoadedModel, load_model
-from antiphon.server.bench import speech_frames
+from antiphon.server.bench import device_kernels, speech_frames
 from antiphon.server.engine import Engine
 from antiphon.server.params import SamplingParams
 
@@ -134,14 +134,12 @@ def report(args: argparse.Namespace, walls: dict[str, list[float]], stages: dict
               f"{ms(staged_walls) - accounted:.2f} |", ""]
     sort = "self_device_time_total" if args.device != "cpu" else "self_cpu_time_total"
     for label, profiler in profilers.items():
-        events = profiler.key_averages()
-        device_time = sum(event.self_device_time_total for event in events) / 1000 / args.frames
-        kernels = sum(event.count for event in events if event.device_type == torch.autograd.DeviceType.CUDA)
+        busy_ms, kernels = device_kernels(profiler)
         if args.device != "cpu":
             lines += [f"{label}, under the profiler: {kernels / args.frames:.0f} device kernels a step, the "
-                      f"device busy {device_time:.2f} ms a step.", ""]
+                      f"device busy {busy_ms / args.frames:.2f} ms a step.", ""]
         lines += [f"Heaviest operators, {label}:", "", "```",
-                  events.table(sort_by=sort, row_limit=15, max_name_column_width=50), "```", ""]
+                  profiler.key_averages().table(sort_by=sort, row_limit=15, max_name_column_width=50), "```", ""]
     return "\n".join(lines) + "\n"
 
 

@@ -165,6 +165,13 @@ def percentiles(seconds: list) -> dict[str, float]:
     return {"p50": float(np.median(values)), "p99": float(np.percentile(values, 99))}
 
 
+def device_kernels(profiler: torch.profiler.profile) -> tuple[float, int]:
+    """(ms the device was busy, kernels it ran) over what `profiler` recorded."""
+    events = profiler.key_averages()
+    busy_ms = sum(event.self_device_time_total for event in events) / 1000
+    return busy_ms, sum(event.count for event in events if event.device_type == torch.autograd.DeviceType.CUDA)
+
+
 def _peak_gib(device: torch.device) -> float | None:
     return torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
 

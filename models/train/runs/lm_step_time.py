@@ -25,6 +25,7 @@ from moshi.utils.compile import no_compile
 from torch.profiler import ProfilerActivity, profile
 
 from antiphon.models.train.lm import LMTrainer, add_arguments
+from antiphon.server.bench import device_kernels
 
 COMPILE_MODES = {"eager": None, "compiled": "default", "graphed": "reduce-overhead"}  # --modes: --compile
 TIMED_STEPS = 30
@@ -66,9 +67,7 @@ def device_busy(trainer: LMTrainer, steps: int) -> tuple[float, float]:
         for _ in range(steps):
             trainer.train_step(1.0)
         synchronize(trainer)
-    events = profiler.key_averages()  # counted as benchmarks/frame_profile.py counts a serving frame's
-    busy_ms = sum(event.self_device_time_total for event in events) / 1000
-    kernels = sum(event.count for event in events if event.device_type == torch.autograd.DeviceType.CUDA)
+    busy_ms, kernels = device_kernels(profiler)
     return busy_ms / steps, kernels / steps
 
 
