@@ -32,7 +32,7 @@ def run_args(dataset, tmp_path, **overrides) -> argparse.Namespace:
         "data": dataset, "codec": codec, "out": tmp_path / "run", "tokens": None, "resume": None, "init": None,
         "no_text": False, "device": "cpu", "batch": 2, "max_frames": 60, "lr": 3e-4, "warmup": 5,
         "minutes": 5.0, "steps": 0, "cooldown": 0.3, "vocab": 256, "seed": 0, "agent_noise": 0.1,
-        "listening_weight": 0.5, "compile": None,
+        "user_mask": 0.0, "listening_weight": 0.5, "compile": None,
         **overrides})
 
 
@@ -80,7 +80,7 @@ def test_reply_starts_are_where_each_turns_reply_begins(dataset, tmp_path):
 
 
 def test_lm_training_runs_resumes_and_exports_a_loadable_model(dataset, tmp_path):
-    args = run_args(dataset, tmp_path, no_text=False, steps=3)
+    args = run_args(dataset, tmp_path, no_text=False, steps=3, user_mask=0.1)
     lm.run(args)
     log = [json.loads(line) for line in (args.out / "log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 3 and np.isfinite(log[-1]["heldout_semantic"])
@@ -203,6 +203,23 @@ def test_agent_audio_noise_touches_only_the_agents_audio_tokens():
     assert 0.08 < changed[:, 1:9, :450].float().mean() < 0.11  # ~10 % of the agent's (some draw the same)
     assert (noisy[:, :, 450:] == -1).all() and (noisy >= -1).all() and (noisy < 2048).all()
     assert lm.corrupt_agent_audio(codes, 0.0, 2048) is codes
+
+
+def test_user_masks_hide_whole_frames_of_the_users_audio_in_short_spans():
+    torch.manual_seed(0)
+    codes = torch.randint(0, 2048, (8, 17, 500))
+    codes[:, :, 450:] = -1
+    masked = lm.mask_user_audio(codes, 0.1)
+    changed = masked != codes
+    assert not changed[:, :9].any()  # the monologue and the agent's audio: as recorded
+    hidden = (masked[:, 9:17] == -1).all(dim=1)  # frames where all 8 of the user's codebooks are hidden
+    assert (changed[:, 9:17, :450] == hidden[:, None, :450]).all()  # a frame is hidden whole or not at all
+    assert (masked[:, :, 450:] == -1).all()  # padding stays padding
+    assert 0.07 < hidden[:, :450].float().mean() < 0.11
+    for row in hidden[:, :450].int():  # runs of hidden frames: mostly 1-3 frames, two spans may meet
+        runs = [len(run) for run in "".join(map(str, row.tolist())).split("0") if run]
+        assert runs and max(runs) <= 6 and np.mean(runs) < 3
+    assert lm.mask_user_audio(codes, 0.0) is codes
 
 
 @torch.no_grad()

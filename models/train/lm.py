@@ -13,6 +13,10 @@ Listening: the LM's targets say what the agent says, and only a reply's few word
 said, a weak signal for learning to hear. A linear head on the temporal transformer's output, used in
 training only (not exported, so the served model is moshi's LMModel as is), transcribes the user's words
 a frame after each ends (`lm_data.align_heard_text`), with weight `--listening-weight`.
+
+What the model reads, not what it learns to predict, is perturbed in training: some of its own audio
+tokens replaced by random ones (`--agent-noise`) and, with `--user-mask`, short stretches of the user's
+audio hidden.
 """
 
 from __future__ import annotations
@@ -70,6 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="most sentencepiece pieces (the LM's text_card)")
     parser.add_argument("--agent-noise", type=float, default=0.1,
                         help="share of the agent's audio tokens the model reads replaced by random ones")
+    parser.add_argument("--user-mask", type=float, default=0.0,
+                        help="share of the user's audio frames the model reads hidden, in spans of 80-240 ms "
+                             "(a regulariser for hearing unseen voices; 0: none)")
     parser.add_argument("--listening-weight", type=float, default=0.5,
                         help="weight of the training-only head that transcribes the user's words (0: none)")
     parser.add_argument("--compile", nargs="?", const="default", choices=["default", "reduce-overhead"],
@@ -191,7 +198,8 @@ class LMTrainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.args.lr * learning_rate_scale * min(1.0, (self.step + 1) / self.args.warmup)
         codes = self.codes(self.train_set, self.draw_batch(), fixed_length=bool(self.args.compile))
-        figures = self.losses(codes, corrupt_agent_audio(codes, self.args.agent_noise, self.lm.card), self.stepped_lm)
+        inputs = corrupt_agent_audio(mask_user_audio(codes, self.args.user_mask), self.args.agent_noise, self.lm.card)
+        figures = self.losses(codes, inputs, self.stepped_lm)
         # The ablation learns its text stream too, all padding, so that at inference it feeds itself the
         # padding it was trained on.
         total = figures["semantic"] + figures["acoustic"] + figures["text"]
@@ -261,6 +269,30 @@ def corrupt_agent_audio(codes: torch.Tensor, rate: float, card: int) -> torch.Te
     corrupted = codes.clone()
     corrupted[:, 1:9] = torch.where(noisy, torch.randint_like(agent, card), agent)
     return corrupted
+
+
+def mask_user_audio(codes: torch.Tensor, rate: float) -> torch.Tensor:
+    """The codes with about a `rate` share of the user's audio frames (rows 9-16) hidden, in spans of 1-3
+    frames (80-240 ms): each hidden frame's 8 codebooks become the zero token, which moshi's embeddings
+    read as nothing at all.
+
+    On training voices the model's monologue reaches 0.99 word accuracy and on unseen ones 0.93: it leans
+    on details of the voices it was trained on. Hiding short stretches of what it hears, as SpecAugment's
+    time masks do for speech recognisers, makes it take each word from what is left and from context.
+    Targets stay clean."""
+    if rate <= 0:
+        return codes
+    user = codes[:, 9:17]
+    batch, _, frames = user.shape
+    spans = 3
+    starts = torch.rand(batch, frames, device=codes.device) < rate / 2  # spans of 2 frames on average
+    lengths = torch.randint(1, spans + 1, (batch, frames), device=codes.device)
+    hidden = starts.clone()
+    for shift in range(1, spans):
+        hidden[:, shift:] |= starts[:, :-shift] & (lengths[:, :-shift] > shift)
+    masked = codes.clone()
+    masked[:, 9:17] = torch.where(hidden[:, None], torch.full_like(user, -1), user)
+    return masked
 
 
 def export_model(lm: nn.Module, config: dict, codec: Path, tokenizer: Path, folder: Path) -> None:
