@@ -110,7 +110,7 @@ def main() -> None:
                       for name, frames in sessions.items()}
         engines: dict[str, dict] = {"frame graphs": {"frame_graphs": True},
                                     "moshi's graphs, eager glue": {"frame_graphs": False}}
-        if args.compile:  # reported, not required to match: compiled kernels round differently
+        if args.compile:  # reported, not yet required to match: reductions may sum in another order
             engines["compiled, frame graphs"] = {"compile_backend": "inductor"}
         for label, options in engines.items():
             engine = Engine(model, slots=slots, **options)

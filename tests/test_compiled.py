@@ -1,8 +1,9 @@
 """`--compile`: moshi's streaming pieces traced by torch.compile decode what the eager engine decodes.
 
-The tracing (Dynamo) is what can go wrong with stateful streaming code, and it runs here with the eager
-backend, which executes the traced graphs as they are; Inductor's fused kernels round differently and
-their agreement is measured on the GPU (`benchmarks/gpu_parity.py`).
+The tracing (Dynamo) is what can go wrong with stateful streaming code: the first test runs it with the
+eager backend, which executes the traced graphs as they are. Inductor's fused kernels could round
+differently; in bfloat16 on this CPU they are made to decode what eager decodes, and on a GPU
+`benchmarks/gpu_parity.py --compile` measures their agreement.
 """
 
 from __future__ import annotations
@@ -79,3 +80,31 @@ def test_the_in_place_kv_write_gives_what_moshis_does_through_the_ring_and_maske
                     assert torch.equal(a, b), (weights_per_step, step, name)
                 assert torch.equal(ours._streaming_state.kv_cache.end_offset,
                                    moshis._streaming_state.kv_cache.end_offset)
+
+
+def test_inductor_in_bfloat16_decodes_the_greedy_tokens_eager_decodes() -> None:
+    """`--compile` as served (Inductor's kernels) on the model's bfloat16: fused kernels that kept their
+    intermediates in float32, or Inductor's own nearest-codeword search, would change tokens within a
+    few steps."""
+    model = load_model("test-small", random_weights=True, dtype=torch.bfloat16)
+    frames = seconds_of_speech(2.0)[:24 * 1920].reshape(24, 1920)
+
+    def greedy_run(engine: Engine) -> list[np.ndarray]:
+        outputs = []
+        for index, frame in enumerate(frames):
+            stepping = np.array([True, index >= 2 and index != 6])
+            joining = {0: GREEDY} if index == 0 else {1: GREEDY} if index == 2 else None
+            result = engine.step(np.stack([frame, frame[::-1].copy()]), stepping, joining)
+            outputs.append(np.where(result.produced[:, None],
+                                    np.concatenate([result.text[:, None], result.audio], axis=1), -1))
+        return outputs
+
+    eager = Engine(model, slots=2)
+    expected = greedy_run(eager)
+    eager.close()
+    compiled = Engine(model, slots=2, compile_backend="inductor")
+    compiled.warmup()
+    got = greedy_run(compiled)
+    compiled.close()
+    for step, (a, b) in enumerate(zip(expected, got)):
+        np.testing.assert_array_equal(a, b, err_msg=f"step {step}")
