@@ -28,9 +28,15 @@ from typing import Any
 
 import torch
 import torch._dynamo
+import torch._inductor.config
 from moshi.modules.transformer import KVCacheResult, StreamingMultiheadAttention
 
 from ..models.loader import LoadedModel
+
+# Inductor's settings that make its kernels round as eager's do: a fused kernel keeps intermediates in
+# float32 where eager rounds each operation's result to the model's dtype, and Triton's division is
+# approximate where eager's rounds to nearest (the division setting's name differs between torch releases).
+_EAGER_NUMERICS = ("emulate_precision_casts", "eager_numerics.division_rounding", "emulate_divison_rounding")
 
 # One graph per codebook of the depth transformer (Moshi: 8) and per stream of the sampler, with room.
 _CACHE_SIZE = 32
@@ -53,9 +59,7 @@ class CompiledPieces:
         # The quantizer's encode stays eager: its nearest-codeword search (cdist, argmin) as Inductor
         # decomposes it rounds differently in bfloat16, which changes codes at near ties.
         pieces += [(mimi.quantizer, "decode"), *extra]
-        # Inductor keeps a fused kernel's intermediates in float32 where eager rounds each operation's
-        # result to the model's dtype; emulating those roundings keeps bfloat16 tokens as eager's.
-        options = {"emulate_precision_casts": True} if backend == "inductor" else None
+        options = _eager_numerics() if backend == "inductor" else None
         self._replaced: list[tuple[Any, str, Callable[..., Any] | None]] = []
         for owner, name in pieces:
             self._replace(owner, name, torch.compile(getattr(owner, name), backend=backend, options=options))
@@ -75,6 +79,12 @@ class CompiledPieces:
             else:
                 setattr(owner, name, previous)
         self._replaced = []
+
+
+def _eager_numerics() -> dict[str, bool]:
+    """The settings of `_EAGER_NUMERICS` that this torch's Inductor has, all on."""
+    known = torch._inductor.config.get_config_copy()
+    return {name: True for name in _EAGER_NUMERICS if name in known}
 
 
 def _complete_kv_in_place(attention: StreamingMultiheadAttention, k: torch.Tensor,
