@@ -21,6 +21,7 @@ from moshi.models.compression import MimiModel
 from moshi.models.lm import LMModel
 from safetensors import SafetensorError
 
+from .codec_precision import run_decoder_in
 from .configs import BUILTIN_CONFIGS, builtin_config
 from .random_init import calibrate_random_codebooks
 from .text import SentencePieceText, TextPieces, TokenIdText
@@ -48,12 +49,22 @@ class LoadedModel:
 
 
 def load_model(spec: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
-               random_weights: bool = False, seed: int = 0, context: int | None = None) -> LoadedModel:
+               random_weights: bool = False, seed: int = 0, context: int | None = None,
+               decoder_dtype: torch.dtype = torch.float32) -> LoadedModel:
     """Load `spec`: a folder path, or a built-in configuration name (its shipped folder under weights/,
     or random weights when `random_weights` is set).
 
     `context` overrides the LM's attention context in frames: a smaller one keeps less KV cache per
-    session, and changes the output only of sessions longer than it."""
+    session, and changes the output only of sessions longer than it. `decoder_dtype` runs the codec's
+    decoder in that dtype (`codec_precision`): the same tokens, the audio rounded."""
+    model = _load_model(spec, device, dtype, random_weights, seed, context)
+    if decoder_dtype != torch.float32:
+        run_decoder_in(model.mimi, decoder_dtype)
+    return model
+
+
+def _load_model(spec: str, device: str | torch.device, dtype: torch.dtype | None, random_weights: bool,
+                seed: int, context: int | None) -> LoadedModel:
     if context is not None and context < 1:
         raise ModelLoadError(f"a context of {context} frames: it must be at least 1")
     device = torch.device(device)

@@ -56,6 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CUDA: the engine's step as two CUDA graphs (--no-frame-graphs: moshi's graphed "
                              "pieces with Python between them)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the engine's step pieces")
+    parser.add_argument("--decoder-dtype", choices=("float32", "bfloat16"), default="float32",
+                        help="the codec decoder's dtype (moshi's modules in the same process share it)")
     parser.add_argument("--server", action="store_true",
                         help="drive a real server over loopback with WebSocket clients instead")
     parser.add_argument("--client-processes", type=int, default=max(1, (os.cpu_count() or 2) // 2),
@@ -196,7 +198,7 @@ def _measured(measure, model: LoadedModel, sessions: int, frames: np.ndarray, wa
 def sweep(args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
     model = load_model(args.model, device=device, random_weights=args.random_weights,
-                       context=args.context_frames)
+                       context=args.context_frames, decoder_dtype=getattr(torch, args.decoder_dtype))
     model.mimi.eval()
     weights_gib = _peak_gib(device)
     frames = speech_frames(args.seconds, int(model.mimi.frame_size))
@@ -213,7 +215,7 @@ def sweep(args: argparse.Namespace) -> dict:
             "context_frames": model.lm.transformer.layers[0].self_attn.context,
             "dtype": str(next(model.lm.parameters()).dtype).removeprefix("torch."),
             "frame_graphs": (args.frame_graphs or args.compile) and device.type == "cuda",
-            "compiled": args.compile,
+            "compiled": args.compile, "decoder_dtype": args.decoder_dtype,
             "weights_gib": weights_gib, "seconds": args.seconds, "warmup_frames": args.warmup_frames,
             "rows": rows}
 
@@ -262,7 +264,9 @@ def report(result: dict, command: str) -> str:
              f"frames not counted. Antiphon: the engine under the real scheduler, fed on the audio clock"
              f"{' (frame graphs)' if result.get('frame_graphs') else ''}"
              f"{' (compiled)' if result.get('compiled') else ''}; "
-             f"moshi: its LMGen + MimiModel stepped back to back at the same batch size.", "", HEADER]
+             f"moshi: its LMGen + MimiModel stepped back to back at the same batch size"
+             f"{'' if result.get('decoder_dtype', 'float32') == 'float32' else ', both with the codec decoder in ' + result['decoder_dtype']}"
+             ".", "", HEADER]
     lines += [_row_line(row, result["weights_gib"]) for row in result["rows"]]
     return "\n".join(lines) + "\n"
 
@@ -293,6 +297,7 @@ def run_server(args: argparse.Namespace, sessions: int, pcm: np.ndarray) -> dict
         serve_args.append("--no-frame-graphs")
     if args.compile:
         serve_args.append("--compile")
+    serve_args += ["--decoder-dtype", args.decoder_dtype]
     server = LocalServer(serve_args + (["--random-weights"] if args.random_weights else []),
                          log=args.out.with_name(f"{args.out.name}-server-{sessions}.log"))
     try:

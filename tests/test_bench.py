@@ -27,7 +27,8 @@ def test_bench_times_the_engine_and_moshis_modules_on_the_same_frames(tmp_path):
 
 
 def test_server_bench_answers_every_frame_and_reads_the_servers_engine_figures(tmp_path):
-    result = bench(tmp_path, "--sessions", "2", "--server", "--client-processes", "1")
+    # the server decodes the agent's audio in bfloat16 (--decoder-dtype), passed on from the bench
+    result = bench(tmp_path, "--sessions", "2", "--server", "--client-processes", "1", "--decoder-dtype", "bfloat16")
     [row] = result["rows"]
     assert row["errors"] == [] and row["frames"] == row["expected_frames"] == 2 * 24
     assert row["ticks"] >= 25 and 0 < row["tick_ms_mean"] and 0 <= row["ticks_within_frame"] <= 1
