@@ -2,7 +2,8 @@
 # The compiled engine (`--compile`: torch.compile over moshi's streaming pieces, with frame graphs) on a
 # lent H200 (the device tool, carry .carry), in one call: its greedy agreement with moshi's one-session
 # loop (test-small), one Moshi 7B session's frame stage by stage beside the other engines, and the
-# engine sweep's one-session row beside moshi's modules, and Inductor's output code for the 7B frame
+# engine sweep's one-session row beside moshi's modules (and with the codec's decoder in bfloat16),
+# and Inductor's output code for the 7B frame
 # (compiled_output_code.txt, not kept in the repository: which source operations each fused kernel runs).
 # Inductor's compiled kernels are cached under .runs/ (kept while the machine stays warm), so a second
 # call compiles little (and logs no output code).
@@ -17,4 +18,6 @@ TORCH_LOGS=output_code TORCH_LOGS_OUT=$out/compiled_output_code.txt \
   step "frame profile" 300 python3 benchmarks/frame_profile.py --model moshi-7b --random-weights --device cuda \
   --sessions 1 --frames 50 --compile --out "$out/frame_profile_compiled_gpu"
 step "one session" 120 bash benchmarks/gpu_sessions.sh 1 8 gpu_sessions_compiled --compile
+step "one session, bfloat16 decoder" 120 bash benchmarks/gpu_sessions.sh 1 8 gpu_sessions_compiled_bf16_decoder \
+  --compile --decoder-dtype bfloat16
 ls -la "$out"
