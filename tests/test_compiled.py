@@ -21,12 +21,12 @@ SAMPLED = SamplingParams(text_temperature=0.7, text_topk=25, audio_temperature=0
                          audio_seed=9)
 
 
-def run(engine: Engine, frames: np.ndarray) -> list[np.ndarray]:
-    """Two sessions, one greedy and one sampled; the second joins late and skips a tick."""
+def run(engine: Engine, frames: np.ndarray, second: SamplingParams = SAMPLED) -> list[np.ndarray]:
+    """Two sessions, one greedy and one with `second`'s sampling; the second joins late and skips a tick."""
     outputs = []
     for index, frame in enumerate(frames):
         stepping = np.array([True, index >= 2 and index != 6])
-        joining = {0: GREEDY} if index == 0 else {1: SAMPLED} if index == 2 else None
+        joining = {0: GREEDY} if index == 0 else {1: second} if index == 2 else None
         result = engine.step(np.stack([frame, frame[::-1].copy()]), stepping, joining)
         outputs.append(np.where(result.produced[:, None],
                                 np.concatenate([result.text[:, None], result.audio], axis=1), -1))
@@ -88,23 +88,12 @@ def test_inductor_in_bfloat16_decodes_the_greedy_tokens_eager_decodes() -> None:
     few steps."""
     model = load_model("test-small", random_weights=True, dtype=torch.bfloat16)
     frames = seconds_of_speech(2.0)[:24 * 1920].reshape(24, 1920)
-
-    def greedy_run(engine: Engine) -> list[np.ndarray]:
-        outputs = []
-        for index, frame in enumerate(frames):
-            stepping = np.array([True, index >= 2 and index != 6])
-            joining = {0: GREEDY} if index == 0 else {1: GREEDY} if index == 2 else None
-            result = engine.step(np.stack([frame, frame[::-1].copy()]), stepping, joining)
-            outputs.append(np.where(result.produced[:, None],
-                                    np.concatenate([result.text[:, None], result.audio], axis=1), -1))
-        return outputs
-
     eager = Engine(model, slots=2)
-    expected = greedy_run(eager)
+    expected = run(eager, frames, second=GREEDY)
     eager.close()
     compiled = Engine(model, slots=2, compile_backend="inductor")
     compiled.warmup()
-    got = greedy_run(compiled)
+    got = run(compiled, frames, second=GREEDY)
     compiled.close()
     for step, (a, b) in enumerate(zip(expected, got)):
         np.testing.assert_array_equal(a, b, err_msg=f"step {step}")
