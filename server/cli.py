@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> None:
                             "--no-frame-graphs runs moshi's graphed pieces with Python between them")
     serve.add_argument("--compile", action="store_true",
                        help="torch.compile the step's pieces (fewer, fused kernels; on CUDA with frame graphs). "
-                            "Kernels round differently: greedy tokens can drift from moshi's own")
+                            "Kernels are told to round as eager's; their bfloat16 agreement with moshi on a GPU is "
+                            "in benchmarks/results/gpu_parity_compiled.md")
     serve.add_argument("--max-message-kib", type=int, default=64, help="largest client message")
     serve.add_argument("--idle-seconds", type=float, default=10.0,
                        help="close a session that sends no audio for this long")
