@@ -38,8 +38,8 @@ from tqdm import tqdm
 
 from ..configs import ANTIPHON_SMALL_LM
 from ..loader import lm_kwargs_of, load_codec
-from .lm_data import (HEARD_ROW, PADDING, STREAMS, TokenSet, is_word, reply_starts, tokenize_split, train_tokenizer,
-                      word_onsets)
+from .lm_data import (AGENT_AUDIO_ROWS, HEARD_ROW, PADDING, STREAMS, USER_AUDIO_ROWS, TokenSet, is_word, reply_starts,
+                      tokenize_split, train_tokenizer, word_onsets)
 from .lm_probe import free_running_accuracies
 from .schedule import cooldown_scale
 
@@ -263,11 +263,11 @@ def corrupt_agent_audio(codes: torch.Tensor, rate: float, card: int) -> torch.Te
     wrong audio in training teaches it not to lean on every token of its own voice. Targets stay clean."""
     if rate <= 0:
         return codes
-    agent = codes[:, 1:9]
+    agent = codes[:, AGENT_AUDIO_ROWS]
     noisy = torch.rand(agent.shape, device=codes.device) < rate
     noisy &= agent != -1  # padding stays padding
     corrupted = codes.clone()
-    corrupted[:, 1:9] = torch.where(noisy, torch.randint_like(agent, card), agent)
+    corrupted[:, AGENT_AUDIO_ROWS] = torch.where(noisy, torch.randint_like(agent, card), agent)
     return corrupted
 
 
@@ -282,7 +282,7 @@ def mask_user_audio(codes: torch.Tensor, rate: float) -> torch.Tensor:
     Targets stay clean."""
     if rate <= 0:
         return codes
-    user = codes[:, 9:17]
+    user = codes[:, USER_AUDIO_ROWS]
     batch, _, frames = user.shape
     spans = 3
     starts = torch.rand(batch, frames, device=codes.device) < rate / 2  # spans of 2 frames on average
@@ -291,7 +291,7 @@ def mask_user_audio(codes: torch.Tensor, rate: float) -> torch.Tensor:
     for shift in range(1, spans):
         hidden[:, shift:] |= starts[:, :-shift] & (lengths[:, :-shift] > shift)
     masked = codes.clone()
-    masked[:, 9:17] = torch.where(hidden[:, None], torch.full_like(user, -1), user)
+    masked[:, USER_AUDIO_ROWS] = torch.where(hidden[:, None], torch.full_like(user, -1), user)
     return masked
 
 

@@ -29,6 +29,8 @@ from ..data.dataset import read_split
 
 FRAME_RATE = 12.5
 STREAMS = 17  # rows the LM reads: text, the agent's 8 codebooks, the user's 8
+AGENT_AUDIO_ROWS = slice(1, 9)
+USER_AUDIO_ROWS = slice(9, STREAMS)
 HEARD_ROW = 17
 # Frames between the one holding a user word's end and its transcript: the model has then read the
 # word's audio in full plus 80-160 ms (the user row runs one frame ahead).

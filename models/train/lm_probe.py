@@ -20,7 +20,7 @@ import torch
 from moshi.models.lm import LMGen, LMModel
 from moshi.utils.compile import no_cuda_graph
 
-from .lm_data import PADDING, TokenSet, is_word, reply_starts, word_onsets
+from .lm_data import PADDING, USER_AUDIO_ROWS, TokenSet, is_word, reply_starts, word_onsets
 
 WINDOW = 2  # frames either side of the recorded onset
 
@@ -38,8 +38,8 @@ def free_running_accuracies(lm: LMModel, token_set: TokenSet, conversations: int
     # step 0 reads none (moshi's initial token).
     user = np.zeros((len(chosen), 8, frames), dtype=np.int64)
     for row, codes in enumerate(chosen):
-        user[row, :, 1:codes.shape[1] + 1] = codes[9:17, :frames - 1]
-        user[row, :, codes.shape[1] + 1:] = codes[9:17, -1:]  # hold the last frame past the end
+        user[row, :, 1:codes.shape[1] + 1] = codes[USER_AUDIO_ROWS, :frames - 1]
+        user[row, :, codes.shape[1] + 1:] = codes[USER_AUDIO_ROWS, -1:]  # hold the last frame past the end
     lm_gen = LMGen(lm, use_sampling=False)
     text = np.full((len(chosen), frames), PADDING)
     # In the weights' own dtype: moshi's streaming KV cache takes that dtype, which autocast would break.
