@@ -13,6 +13,7 @@ import torch
 from moshi.models.compression import MimiModel
 
 DECODING_MODULES = ("upsample", "decoder_transformer", "decoder")
+DECODER_DTYPES = ("float32", "bfloat16")  # the choices of serve's and bench's --decoder-dtype
 
 
 def run_decoder_in(mimi: MimiModel, dtype: torch.dtype) -> None:

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from moshi.models.lm import LMGen
 
+from ..models.codec_precision import DECODER_DTYPES
 from ..models.loader import LoadedModel, load_model
 from .engine import Engine
 from .metrics import Metrics
@@ -56,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CUDA: the engine's step as two CUDA graphs (--no-frame-graphs: moshi's graphed "
                              "pieces with Python between them)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the engine's step pieces")
-    parser.add_argument("--decoder-dtype", choices=("float32", "bfloat16"), default="float32",
+    parser.add_argument("--decoder-dtype", choices=DECODER_DTYPES, default="float32",
                         help="the codec decoder's dtype (moshi's modules in the same process share it)")
     parser.add_argument("--server", action="store_true",
                         help="drive a real server over loopback with WebSocket clients instead")
@@ -256,6 +257,7 @@ def _row_line(row: dict, weights_gib: float | None) -> str:
 
 
 def report(result: dict, command: str) -> str:
+    decoder = result.get("decoder_dtype", "float32")
     lines = [f"# Sessions per device: {result['model']} on {result['device']}", "",
              f"Command: `{command}`", "",
              f"torch {result['torch']}, LM dtype {result['dtype']}, weights {_gib(result['weights_gib'])} GiB, "
@@ -265,7 +267,7 @@ def report(result: dict, command: str) -> str:
              f"{' (frame graphs)' if result.get('frame_graphs') else ''}"
              f"{' (compiled)' if result.get('compiled') else ''}; "
              f"moshi: its LMGen + MimiModel stepped back to back at the same batch size"
-             f"{'' if result.get('decoder_dtype', 'float32') == 'float32' else ', both with the codec decoder in ' + result['decoder_dtype']}"
+             f"{'' if decoder == 'float32' else ', both with the codec decoder in ' + decoder}"
              ".", "", HEADER]
     lines += [_row_line(row, result["weights_gib"]) for row in result["rows"]]
     return "\n".join(lines) + "\n"

@@ -7,6 +7,7 @@ import logging
 import shutil
 import sys
 
+from ..models.codec_precision import DECODER_DTYPES
 from ..models.configs import BUILTIN_CONFIGS, DEFAULT_MODEL
 
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -26,7 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     serve.add_argument("--dtype", choices=_DTYPES, default="auto",
                        help="LM weights' dtype (auto: bfloat16 on cuda, float32 on cpu)")
-    serve.add_argument("--decoder-dtype", choices=("float32", "bfloat16"), default="float32",
+    serve.add_argument("--decoder-dtype", choices=DECODER_DTYPES, default="float32",
                        help="the codec decoder's dtype: bfloat16 moves fewer bytes a frame and changes no "
                             "token, only the agent's audio, by rounding")
     serve.add_argument("--slots", type=int, default=4, help="sessions served at once (the batch)")
