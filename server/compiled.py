@@ -94,11 +94,12 @@ def _complete_kv_in_place(attention: StreamingMultiheadAttention, k: torch.Tenso
 
     Inductor, given moshi's writes into the views, copies the whole cache back each step: the compiled
     Moshi 7B frame on an H200 ran 80 whole-buffer copies (1.8 ms), one per attention call (32 temporal
-    layers, 6 depth layers x 8 codebooks). With these writes (an index put by session and ring position
-    where each session has its own, as in the temporal transformer; an index copy where all share one, as
-    in the depth transformer), Inductor writes only the new keys and values into the cache. A scatter in
-    the first case, as moshi's own write is, still made Inductor copy the whole cache out and back (on a
-    CPU; on an H200 most likely the two 22 µs kernels left in each temporal layer, 1.4 ms a frame)."""
+    layers, 6 depth layers x 8 codebooks). So both writes go into the cache tensor itself, not a view of
+    it: an index copy where all sessions share one ring position (the depth transformer), which Inductor
+    on an H200 made an in-place write of the new keys and values alone, and an index put by (key or value,
+    session, head, ring position) where each has its own (the temporal transformer). Into a view, a
+    scatter (as moshi's) or an index put into a permuted view, Inductor on an H200 still copied the
+    layer's whole cache to a new buffer and back each step: two 22 µs kernels a layer, 1.4 ms a frame."""
     state = attention._streaming_state
     if state is None or state.kv_cache is None:
         return KVCacheResult.from_kv(k, v)
@@ -108,10 +109,12 @@ def _complete_kv_in_place(attention: StreamingMultiheadAttention, k: torch.Tenso
     slots = (torch.arange(steps, device=end_offset.device, dtype=end_offset.dtype)
              + end_offset.view(-1, 1)) % cache.capacity
     if cache.respect_exec_mask:
-        sessions = torch.arange(batch, device=slots.device).view(-1, 1).expand(batch, steps)
-        # (session, slot) pairs index the cache seen as [session, slot, key or value, head, dim]
-        cache.cache.permute(1, 3, 0, 2, 4).index_put_((sessions, slots),
-                                                      torch.stack([k, v]).permute(1, 3, 0, 2, 4))
+        # the cache is [key or value, session, head, slot, dim]: one index per leading dimension, broadcast
+        key_or_value = torch.arange(2, device=slots.device).view(2, 1, 1, 1)
+        sessions = torch.arange(batch, device=slots.device).view(1, batch, 1, 1)
+        head_indexes = torch.arange(heads, device=slots.device).view(1, 1, heads, 1)
+        cache.cache.index_put_((key_or_value, sessions, head_indexes, slots.view(1, batch, 1, steps)),
+                               torch.stack([k, v]))
     else:
         cache.cache.index_copy_(3, slots[0], torch.stack([k, v]))
     # the positions each cache slot holds, -1 where empty, and the new end offset: as moshi computes them
