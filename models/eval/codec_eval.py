@@ -1,10 +1,12 @@
 """`antiphon eval codec`: the codec on the held-out conversations, streamed frame by frame as the server
 streams it.
 
-Reports, for the agent's voice and the (unseen) user voices apart: mel distance between original and
-reconstruction; the word error rate of an independent recognizer (pocketsphinx, bound to the split's
-sentences) on each original and reconstructed utterance, side by side; the bitrate; and the CPU streaming
-speed (80 ms frames encoded and decoded per second, for 1 and 4 sessions batched).
+Reports, for the agent's voice and the (unseen) user voices apart, and for the users by accent: mel
+distance between original and reconstruction; the word error rate of an independent recognizer
+(pocketsphinx, bound to the split's sentences) on each original and reconstructed utterance, side by
+side; the bitrate; and the CPU streaming speed (80 ms frames encoded and decoded per second, for 1 and 4
+sessions batched). What the codec loses of a voice, the LM cannot hear: an accent whose error rate grows
+through the codec more than others' do is one the codec keeps less of.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from moshi.models.compression import MimiModel
 
+from ..data.conversations import HELD_OUT_ACCENTS
 from ..data.dataset import Record, read_split
 from ..loader import load_codec
 from ..reference import frames_of
@@ -78,17 +82,21 @@ def evaluate(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     mimi = load_codec(args.codec).eval()
     records = list(read_split(args.data, "heldout"))[:args.conversations]
-    sides: dict[str, dict] = {side: {"mel_db": [], "words": 0, "errors_original": 0, "errors_codec": 0,
-                                     "utterances": 0} for side in ("agent", "user")}
+    sides = {side: _Figures() for side in ("agent", "user")}
+    accents: dict[str, _Figures] = {}
     recognizers = {side: Recognizer(sorted({u[0] for r in records for u in utterances(r, side)}))
                    for side in sides}
     for index, record in enumerate(records):
         for side, figures in sides.items():
+            counted = [figures]
+            if side == "user":
+                counted.append(accents.setdefault(record.meta.get("user_voice", "").split("+")[0], _Figures()))
             original = getattr(record, side)
             rebuilt = stream_through(mimi, original)
             original = original[:len(rebuilt)]
-            figures["mel_db"].append(mel_distance_db(torch.from_numpy(rebuilt)[None],
-                                                     torch.from_numpy(original)[None]))
+            mel_db = mel_distance_db(torch.from_numpy(rebuilt)[None], torch.from_numpy(original)[None])
+            for each in counted:
+                each.mel_db.append(mel_db)
             if index >= args.recognized:
                 continue
             for sentence, start, end in utterances(record, side):
@@ -96,23 +104,43 @@ def evaluate(args: argparse.Namespace) -> dict:
                 if cut.stop > len(rebuilt):
                     continue
                 reference = sentence.split()
-                figures["words"] += len(reference)
-                figures["utterances"] += 1
-                figures["errors_original"] += word_errors(reference, recognizers[side].transcribe(original[cut]))
-                figures["errors_codec"] += word_errors(reference, recognizers[side].transcribe(rebuilt[cut]))
+                errors_original = word_errors(reference, recognizers[side].transcribe(original[cut]))
+                errors_codec = word_errors(reference, recognizers[side].transcribe(rebuilt[cut]))
+                for each in counted:
+                    each.count(len(reference), errors_original, errors_codec)
     config = json.loads((args.codec / "mimi_config.json").read_text())
     bits = config["quantizer"]["n_q"] * int(np.log2(config["quantizer"]["bins"]))
     return {
         "conversations": len(records), "recognized_conversations": min(args.recognized, len(records)),
         "bitrate_bps": bits * config["frame_rate"],
         "parameters": sum(p.numel() for p in mimi.parameters()),
-        "sides": {side: {"mel_db": float(np.mean(f["mel_db"])), "utterances": f["utterances"],
-                         "words": f["words"], "wer_original": f["errors_original"] / max(f["words"], 1),
-                         "wer_codec": f["errors_codec"] / max(f["words"], 1)} for side, f in sides.items()},
+        "sides": {side: f.summary() for side, f in sides.items()},
+        "user_accents": {accent: f.summary() for accent, f in sorted(accents.items())},
         "frames_per_second": {str(n): streaming_speed(mimi, n) for n in (1, 4)},
         "threads": args.threads,
         "data": _generated_by(args.data),
     }
+
+
+@dataclass
+class _Figures:
+    """One group of tracks' mel distances and recognized words."""
+    mel_db: list[float] = field(default_factory=list)
+    utterances: int = 0
+    words: int = 0
+    errors_original: int = 0
+    errors_codec: int = 0
+
+    def count(self, words: int, errors_original: int, errors_codec: int) -> None:
+        self.utterances += 1
+        self.words += words
+        self.errors_original += errors_original
+        self.errors_codec += errors_codec
+
+    def summary(self) -> dict:
+        return {"tracks": len(self.mel_db), "mel_db": float(np.mean(self.mel_db)), "utterances": self.utterances,
+                "words": self.words, "wer_original": self.errors_original / max(self.words, 1),
+                "wer_codec": self.errors_codec / max(self.words, 1)}
 
 
 def _generated_by(root: Path) -> str:
@@ -134,6 +162,13 @@ def table(result: dict, command: str) -> str:
     for side, label in (("agent", "agent (en-us+f3)"), ("user", "users (unseen voices, augmented)")):
         f = result["sides"][side]
         lines.append(f"| {label} | {f['utterances']} | {f['words']} | {f['mel_db']:.2f} | "
+                     f"{100 * f['wer_original']:.1f} % | {100 * f['wer_codec']:.1f} % |")
+    lines += ["", "Users by accent:", "",
+              "| accent | tracks | utterances | words | mel distance (dB) | WER original | WER through the codec |",
+              "|---|---|---|---|---|---|---|"]
+    for accent, f in result["user_accents"].items():
+        label = f"{accent} (never in training)" if accent in HELD_OUT_ACCENTS else accent
+        lines.append(f"| {label} | {f['tracks']} | {f['utterances']} | {f['words']} | {f['mel_db']:.2f} | "
                      f"{100 * f['wer_original']:.1f} % | {100 * f['wer_codec']:.1f} % |")
     speeds = result["frames_per_second"]
     lines += ["", f"CPU streaming speed ({result['threads']} threads; real time is 12.5 frames/s a session):", "",
