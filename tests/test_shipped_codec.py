@@ -39,3 +39,31 @@ def test_shipped_codec_reconstructs_speech_a_recognizer_still_understands():
     # benchmarks/results/codec_eval.md.
     assert heard_original == len(SPOKEN)
     assert heard_codec >= 2 * len(SPOKEN) / 3, heard_codec
+
+
+def test_the_codec_evaluation_counts_each_user_track_once_under_its_accent(tmp_path):
+    """`antiphon eval codec` reports the users by accent beside their total, so that an accent the codec
+    keeps less of shows itself: each user track and recognized word belongs to exactly one accent row."""
+    import argparse
+
+    from antiphon.models.data.conversations import HELD_OUT_ACCENTS
+    from antiphon.models.data.dataset import generate, read_split
+    from antiphon.models.eval.codec_eval import evaluate, table
+
+    generate(tmp_path, {"heldout": 4}, seed=5, shard_size=4)
+    args = argparse.Namespace(data=tmp_path, codec=WEIGHTS_DIR / DEFAULT_MODEL, conversations=4, recognized=4,
+                              threads=2)
+    result = evaluate(args)
+    accents = {record.meta["user_voice"].split("+")[0] for record in read_split(tmp_path, "heldout")}
+    assert set(result["user_accents"]) == accents
+    users, rows = result["sides"]["user"], result["user_accents"].values()
+    assert sum(row["tracks"] for row in rows) == 4
+    assert users["words"] > 0
+    for figure in ("utterances", "words"):
+        assert sum(row[figure] for row in rows) == users[figure]
+    errors = sum(row["wer_codec"] * row["words"] for row in rows)
+    assert abs(errors - users["wer_codec"] * users["words"]) < 1e-6
+    report = table(result, "antiphon eval codec ...")
+    for accent in accents:
+        label = f"{accent} (never in training)" if accent in HELD_OUT_ACCENTS else accent
+        assert f"| {label} |" in report
