@@ -91,6 +91,11 @@ class Record:
     def agent(self) -> np.ndarray:
         return self.tracks["agent"].astype(np.float32) / 32767
 
+    @property
+    def user_accent(self) -> str:
+        """The user's espeak-ng accent: the voice without its variant ("en-gb-x-rp" of "en-gb-x-rp+m1")."""
+        return self.meta.get("user_voice", "").split("+")[0]
+
 
 def read_split(root: Path, split: str) -> Iterator[Record]:
     for npz in sorted((root / split).glob("shard-*.npz")):

@@ -90,7 +90,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         for side, figures in sides.items():
             counted = [figures]
             if side == "user":
-                counted.append(accents.setdefault(record.meta.get("user_voice", "").split("+")[0], _Figures()))
+                counted.append(accents.setdefault(record.user_accent, _Figures()))
             original = getattr(record, side)
             rebuilt = stream_through(mimi, original)
             original = original[:len(rebuilt)]

@@ -94,7 +94,7 @@ def score_conversation(record: Record, pcm: np.ndarray,
         score = TurnScore(turn["task"], turn["answer"].split(), words, [],
                           latency_text=(said[0][0] - start) if said else None,
                           latency_speech=(onset - start) if onset is not None else None,
-                          accent=record.meta.get("user_voice", "").split("+")[0])
+                          accent=record.user_accent)
         if "interrupt" in turn:
             cut_in = int(turn["interrupt_start"] / FRAME_SECONDS)
             score.speaking_when_interrupted = bool((loudness[max(0, cut_in - 3):cut_in] >= SILENCE_RMS).any())
