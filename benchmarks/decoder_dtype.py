@@ -23,6 +23,7 @@ from antiphon.models.codec_precision import run_decoder_in
 from antiphon.models.configs import MOSHI_7B_MIMI
 from antiphon.models.loader import WEIGHTS_DIR, load_codec
 from antiphon.models.random_init import calibrate_random_codebooks
+from antiphon.models.train.audio_losses import snr_db
 from antiphon.server.bench import speech_frames
 
 
@@ -37,10 +38,6 @@ def stream(mimi: MimiModel, frames: torch.Tensor, dtype: torch.dtype,
     with mimi.streaming(1):
         audio = torch.cat([mimi.decode(codes[..., i:i + 1]).float() for i in range(codes.shape[-1])], dim=-1)
     return codes, audio.numpy().ravel()
-
-
-def snr_db(reference: np.ndarray, other: np.ndarray) -> float:
-    return float(10 * np.log10(np.sum(reference ** 2) / np.sum((reference - other) ** 2)))
 
 
 def moshi_mimi() -> MimiModel:

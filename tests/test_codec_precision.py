@@ -8,15 +8,12 @@ import torch
 
 from antiphon.models.codec_precision import run_decoder_in
 from antiphon.models.loader import WEIGHTS_DIR, load_codec, load_model
+from antiphon.models.train.audio_losses import snr_db
 from antiphon.server.engine import Engine
 from antiphon.server.params import SamplingParams
 from speech import seconds_of_speech
 
 GREEDY = SamplingParams(text_temperature=0.0, audio_temperature=0.0)
-
-
-def snr_db(reference: np.ndarray, other: np.ndarray) -> float:
-    return float(10 * np.log10(np.sum(reference ** 2) / np.sum((reference - other) ** 2)))
 
 
 def served(decoder_dtype: torch.dtype, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,9 @@
-"""Reconstruction losses for codec training: multi-scale log-mel distance and waveform L1."""
+"""Reconstruction losses for codec training (multi-scale log-mel distance, waveform L1), and the distances
+that evaluations report between a reconstruction and its original (mel distance, SNR)."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -53,3 +55,8 @@ def mel_distance_db(predicted: torch.Tensor, target: torch.Tensor, sample_rate: 
     mel = MultiScaleMel(sample_rate, scales=(1024,), n_mels=80).to(predicted.device)
     got, want = mel.mel(predicted, 1024), mel.mel(target, 1024)
     return float((20 * (torch.log10(got + 1e-5) - torch.log10(want + 1e-5))).abs().mean())
+
+
+def snr_db(reference: np.ndarray, other: np.ndarray) -> float:
+    """How close `other` is to `reference`: the signal-to-noise ratio of their difference, in dB."""
+    return float(10 * np.log10(np.sum(reference ** 2) / np.sum((reference - other) ** 2)))
