@@ -16,6 +16,7 @@ import numpy as np
 import sphn
 
 from .espeak import Pronunciation, Speaker, Utterance, Word
+from .forked import call_in_child
 from .tasks import TASK_WEIGHTS, TASKS, Exchange
 
 SAMPLE_RATE = 24000
@@ -88,6 +89,11 @@ def voices(split: str) -> list[str]:
 
 
 class Generator:
+    """Conversations and utterances, each made in a forked child of this process (see forked.py), from
+    the espeak-ng engine as it was initialised: espeak-ng carries state from one synthesis to the next
+    that its API cannot reset (after some sentences, a comma's pause in the next comes out 50 ms
+    longer), so that a conversation follows from its seed alone, whatever the process made before."""
+
     def __init__(self, speaker: Speaker | None = None) -> None:
         self.speaker = speaker or Speaker()
 
@@ -95,6 +101,13 @@ class Generator:
                   warp: float = 1.0, vowel_shift: dict[str, str] | None = None) -> Utterance:
         """`text` spoken, at 24 kHz; `warp` > 1 plays it faster and higher (see VOCAL_TRACT_WARP), and
         `vowel_shift` says some vowels as others (see VOWEL_NEIGHBOURS)."""
+        return call_in_child(self._utterance, text, voice, rate, pitch, pitch_range, warp, vowel_shift)
+
+    def conversation(self, index: int, split: str, seed: int) -> tuple[Conversation, np.ndarray, np.ndarray]:
+        return call_in_child(self._conversation, index, split, seed)
+
+    def _utterance(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int,
+                   warp: float = 1.0, vowel_shift: dict[str, str] | None = None) -> Utterance:
         pronunciation = _shifted(vowel_shift) if vowel_shift else None
         spoken = self.speaker.say(text, voice, rate, pitch, pitch_range, pronunciation)
         pcm = sphn.resample(spoken.pcm, spoken.sample_rate, SAMPLE_RATE).astype(np.float32)
@@ -104,7 +117,7 @@ class Generator:
         return Utterance(_played_faster(pcm, warp), SAMPLE_RATE, words,
                          [(name, at / warp) for name, at in spoken.phonemes])
 
-    def conversation(self, index: int, split: str, seed: int) -> tuple[Conversation, np.ndarray, np.ndarray]:
+    def _conversation(self, index: int, split: str, seed: int) -> tuple[Conversation, np.ndarray, np.ndarray]:
         rng = random.Random(f"{seed}:{split}:{index}")
         held_out = split == "heldout"
         user_voice = dict(voice=rng.choice(voices(split)), rate=rng.randint(125, 210),
@@ -134,11 +147,11 @@ class Generator:
 
     def _exchange(self, rng: random.Random, exchange: Exchange, user_voice: dict, clock: float,
                   conversation: Conversation, user_parts: list, agent_parts: list) -> float:
-        asked = self.utterance(exchange.user, **user_voice)
+        asked = self._utterance(exchange.user, **user_voice)
         _place(asked, clock, user_parts, conversation.user_words, conversation.user_phonemes)
         user_end = clock + asked.words[-1].end if asked.words else clock + asked.duration
         reply_start = user_end + rng.uniform(*REPLY_GAP)
-        reply = self.utterance(exchange.agent, **AGENT_VOICE)
+        reply = self._utterance(exchange.agent, **AGENT_VOICE)
         turn = {"task": exchange.task, "user": exchange.user, "answer": _plain(exchange.answer),
                 "user_start": clock, "user_end": user_end, "agent_start": reply_start}
         if exchange.interrupt:
@@ -150,7 +163,7 @@ class Generator:
             stop_by = interrupt_at + rng.uniform(*YIELD_DELAY)
             kept = [w for w in spoken if reply_start + w.end <= stop_by] or spoken[:1]
             reply = _truncate(reply, kept[-1].end)
-            interruption = self.utterance(exchange.interrupt, **user_voice)
+            interruption = self._utterance(exchange.interrupt, **user_voice)
             _place(interruption, interrupt_at, user_parts, conversation.user_words, conversation.user_phonemes)
             turn.update(interrupt=exchange.interrupt, interrupt_start=interrupt_at,
                         agent_stop=reply_start + kept[-1].end)
