@@ -40,8 +40,8 @@ VOCAL_TRACT_WARP = (0.9, 1.1)
 # espeak-ng voice has: some of their vowels (how many: VOWELS_SHIFTED) moved to a neighbour on the vowel
 # chart (espeak-ng's mnemonics), the same ones throughout the conversation. Held-out speech is as
 # espeak-ng's voices say it.
-VOWEL_SHIFT_SHARE = 0.5
-VOWELS_SHIFTED = (2, 4)
+VOWEL_SHIFT_SHARE = 0.75
+VOWELS_SHIFTED = (3, 6)
 VOWEL_NEIGHBOURS = {
     "I": ["i:", "E"], "i:": ["I", "eI"], "E": ["I", "a", "eI"], "a": ["E", "V", "A:"], "V": ["a", "U", "0", "@"],
     "U": ["V", "u:"], "u:": ["U", "oU"], "0": ["O:", "V"], "O:": ["0", "oU"], "A:": ["a", "O:"], "3:": ["E", "@"],
