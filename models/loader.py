@@ -23,6 +23,7 @@ from safetensors import SafetensorError
 
 from .codec_precision import run_decoder_in
 from .configs import BUILTIN_CONFIGS, builtin_config
+from .int8_weights import quantize_linears
 from .random_init import calibrate_random_codebooks
 from .text import SentencePieceText, TextPieces, TokenIdText
 
@@ -50,16 +51,19 @@ class LoadedModel:
 
 def load_model(spec: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
                random_weights: bool = False, seed: int = 0, context: int | None = None,
-               decoder_dtype: torch.dtype = torch.float32) -> LoadedModel:
+               decoder_dtype: torch.dtype = torch.float32, int8_weights: bool = False) -> LoadedModel:
     """Load `spec`: a folder path, or a built-in configuration name (its shipped folder under weights/,
     or random weights when `random_weights` is set).
 
     `context` overrides the LM's attention context in frames: a smaller one keeps less KV cache per
     session, and changes the output only of sessions longer than it. `decoder_dtype` runs the codec's
-    decoder in that dtype (`codec_precision`): the same tokens, the audio rounded."""
+    decoder in that dtype (`codec_precision`): the same tokens, the audio rounded. `int8_weights` keeps
+    the LM's linear layers' weights in int8 (`int8_weights`): fewer bytes a step, other tokens."""
     model = _load_model(spec, device, dtype, random_weights, seed, context)
     if decoder_dtype != torch.float32:
         run_decoder_in(model.mimi, decoder_dtype)
+    if int8_weights:
+        quantize_linears(model.lm)
     return model
 
 

@@ -59,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the engine's step pieces")
     parser.add_argument("--decoder-dtype", choices=DECODER_DTYPES, default="float32",
                         help="the codec decoder's dtype (moshi's modules in the same process share it)")
+    parser.add_argument("--int8-weights", action="store_true",
+                        help="Antiphon's LM with int8 linear weights (moshi's modules keep the model's own, "
+                             "loaded beside it)")
     parser.add_argument("--server", action="store_true",
                         help="drive a real server over loopback with WebSocket clients instead")
     parser.add_argument("--client-processes", type=int, default=max(1, (os.cpu_count() or 2) // 2),
@@ -198,9 +201,15 @@ def _measured(measure, model: LoadedModel, sessions: int, frames: np.ndarray, wa
 
 def sweep(args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
-    model = load_model(args.model, device=device, random_weights=args.random_weights,
-                       context=args.context_frames, decoder_dtype=getattr(torch, args.decoder_dtype))
-    model.mimi.eval()
+    def load(int8_weights: bool):
+        loaded = load_model(args.model, device=device, random_weights=args.random_weights,
+                            context=args.context_frames, decoder_dtype=getattr(torch, args.decoder_dtype),
+                            int8_weights=int8_weights)
+        loaded.mimi.eval()
+        return loaded
+
+    model = load(args.int8_weights)
+    reference = load(False) if args.int8_weights else model  # moshi's rows: the model as trained
     weights_gib = _peak_gib(device)
     frames = speech_frames(args.seconds, int(model.mimi.frame_size))
     rows = []
@@ -209,14 +218,14 @@ def sweep(args: argparse.Namespace) -> dict:
                "antiphon": _measured(partial(run_engine, frame_graphs=args.frame_graphs,
                                              compile_backend="inductor" if args.compile else None),
                                      model, sessions, frames, args.warmup_frames),
-               "moshi": _measured(run_reference, model, sessions, frames, args.warmup_frames)}
+               "moshi": _measured(run_reference, reference, sessions, frames, args.warmup_frames)}
         rows.append(row)
         print(_row_line(row, weights_gib), flush=True)
     return {"model": model.name, "device": _device_name(device), "torch": torch.__version__,
             "context_frames": model.lm.transformer.layers[0].self_attn.context,
             "dtype": str(next(model.lm.parameters()).dtype).removeprefix("torch."),
             "frame_graphs": (args.frame_graphs or args.compile) and device.type == "cuda",
-            "compiled": args.compile, "decoder_dtype": args.decoder_dtype,
+            "compiled": args.compile, "decoder_dtype": args.decoder_dtype, "int8_weights": args.int8_weights,
             "weights_gib": weights_gib, "seconds": args.seconds, "warmup_frames": args.warmup_frames,
             "rows": rows}
 
@@ -265,7 +274,8 @@ def report(result: dict, command: str) -> str:
              f"{result['seconds']:.0f} s of speech per session and row, the first {result['warmup_frames']} "
              f"frames not counted. Antiphon: the engine under the real scheduler, fed on the audio clock"
              f"{' (frame graphs)' if result.get('frame_graphs') else ''}"
-             f"{' (compiled)' if result.get('compiled') else ''}; "
+             f"{' (compiled)' if result.get('compiled') else ''}"
+             f"{' with int8 LM weights (the weights figure counts the bfloat16 model for moshi too)' if result.get('int8_weights') else ''}; "
              f"moshi: its LMGen + MimiModel stepped back to back at the same batch size"
              f"{'' if decoder == 'float32' else ', both with the codec decoder in ' + decoder}"
              ".", "", HEADER]
@@ -299,7 +309,7 @@ def run_server(args: argparse.Namespace, sessions: int, pcm: np.ndarray) -> dict
         serve_args.append("--no-frame-graphs")
     if args.compile:
         serve_args.append("--compile")
-    serve_args += ["--decoder-dtype", args.decoder_dtype]
+    serve_args += ["--decoder-dtype", args.decoder_dtype] + (["--int8-weights"] if args.int8_weights else [])
     server = LocalServer(serve_args + (["--random-weights"] if args.random_weights else []),
                          log=args.out.with_name(f"{args.out.name}-server-{sessions}.log"))
     try:

@@ -30,6 +30,10 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--decoder-dtype", choices=DECODER_DTYPES, default="float32",
                        help="the codec decoder's dtype: bfloat16 moves fewer bytes a frame and changes no "
                             "token, only the agent's audio, by rounding")
+    serve.add_argument("--int8-weights", action="store_true",
+                       help="keep the LM's linear weights in int8 (a scale per output channel): about half the "
+                            "bytes a step reads, and other tokens (benchmarks/results/int8_agreement.md); "
+                            "faster only with --compile")
     serve.add_argument("--slots", type=int, default=4, help="sessions served at once (the batch)")
     serve.add_argument("--context-frames", type=int,
                        help="attend to at most this many past 80 ms frames (default: the model's own, 3,000 "

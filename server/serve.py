@@ -38,7 +38,8 @@ def serve(args: argparse.Namespace) -> None:
     dtype = None if args.dtype == "auto" else getattr(torch, args.dtype)
     try:
         model = load_model(args.model, device=device, dtype=dtype, random_weights=args.random_weights,
-                           context=args.context_frames, decoder_dtype=getattr(torch, args.decoder_dtype))
+                           context=args.context_frames, decoder_dtype=getattr(torch, args.decoder_dtype),
+                           int8_weights=args.int8_weights)
     except ModelLoadError as exc:
         raise ServeError(str(exc)) from None
     engine = Engine(model, args.slots, frame_graphs=args.frame_graphs,
