@@ -126,9 +126,9 @@ def card(root: Path, seed: int, counts: dict[str, int]) -> str:
              "split uses user voices (one whole accent and six variants) and prompts that training never "
              "hears: each fact (a sum, a spelling, a phrase, a count) comes with several wordings, at most one "
              "of which is held out, and colour questions hold out whole (thing, colour) pairs whose answer "
-             "follows from the other questions about the thing. Every choice follows from the seed; "
-             "espeak-ng's synthesis jitters by a few samples between calls, so a regenerated dataset "
-             "matches to within tens of milliseconds, not bit for bit.", "",
+             "follows from the other questions about the thing. Every choice follows from the seed, and "
+             "so does the sound: each conversation is synthesised from espeak-ng's state as initialised, so "
+             "a regenerated dataset matches bit for bit.", "",
              "| split | conversations | hours | user voices | " + " | ".join(_TASK_COLUMNS) + " |",
              "|---|---|---|---|" + "---|" * len(_TASK_COLUMNS)]
     for split in counts:
