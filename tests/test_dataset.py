@@ -132,3 +132,20 @@ def test_a_shifted_vowel_is_said_instead_and_every_word_keeps_its_mark():
     for word, following in zip(shifted.words, shifted.words[1:]):
         assert word.start < word.end <= following.start + 1e-3
         assert rms(shifted.pcm[int(word.start * SAMPLE_RATE):int(word.end * SAMPLE_RATE)]) > 0.02, word
+
+
+def test_a_held_out_split_can_take_training_voices_or_prompts_for_a_diagnosis(tmp_path):
+    import random
+    def pool(held_out: bool) -> set[str]:  # every prompt of a pool (each holds a few hundred at most)
+        return {tasks.TASKS[name](random.Random(seed), held_out).user
+                for name in tasks.TASKS if name != "interruption" for seed in range(20000)}
+    training_prompts, held_out_prompts = pool(False), pool(True)
+    for pools in (("train", "heldout"), ("heldout", "train")):
+        root = tmp_path / "-".join(pools)
+        generate(root, {"heldout": 4}, seed=3, shard_size=4, heldout_voices=pools[0], heldout_prompts=pools[1])
+        for record in read_split(root, "heldout"):
+            assert record.meta["user_voice"] in voices(pools[0])
+            for turn in record.meta["turns"]:
+                if turn["task"] != "interruption":
+                    assert turn["user"] in (training_prompts if pools[1] == "train" else held_out_prompts)
+        assert f"--heldout-{'voices' if pools[0] == 'train' else 'prompts'} train" in (root / "card.md").read_text()

@@ -18,11 +18,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--shard-size", type=int, default=200)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    for what in ("voices", "prompts"):
+        parser.add_argument(f"--heldout-{what}", choices=("heldout", "train"), default="heldout",
+                            help=f"the pool the held-out split's {what} come from (train: a diagnosis of "
+                                 "whether a model fails on unseen voices or on unseen prompts)")
 
 
 def run(args: argparse.Namespace) -> None:
     counts = {"train": args.train, "heldout": args.heldout}
     with tqdm(total=sum(counts.values()), unit="conv", desc="conversations") as bar:
         generate(args.out, counts, seed=args.seed, shard_size=args.shard_size, workers=args.workers,
-                 progress=lambda result: bar.update(result["count"]))
+                 progress=lambda result: bar.update(result["count"]), heldout_voices=args.heldout_voices,
+                 heldout_prompts=args.heldout_prompts)
     print((args.out / "card.md").read_text())

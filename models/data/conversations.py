@@ -103,8 +103,11 @@ class Generator:
         `vowel_shift` says some vowels as others (see VOWEL_NEIGHBOURS)."""
         return call_in_child(self._utterance, text, voice, rate, pitch, pitch_range, warp, vowel_shift)
 
-    def conversation(self, index: int, split: str, seed: int) -> tuple[Conversation, np.ndarray, np.ndarray]:
-        return call_in_child(self._conversation, index, split, seed)
+    def conversation(self, index: int, split: str, seed: int, voices_from: str | None = None,
+                     prompts_from: str | None = None) -> tuple[Conversation, np.ndarray, np.ndarray]:
+        """Conversation `index` of `split`; `voices_from` and `prompts_from` take its user's voice or its
+        prompts from the other split's pool (a diagnosis of which of the two a model fails on)."""
+        return call_in_child(self._conversation, index, split, seed, voices_from, prompts_from)
 
     def _utterance(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int,
                    warp: float = 1.0, vowel_shift: dict[str, str] | None = None) -> Utterance:
@@ -117,10 +120,11 @@ class Generator:
         return Utterance(_played_faster(pcm, warp), SAMPLE_RATE, words,
                          [(name, at / warp) for name, at in spoken.phonemes])
 
-    def _conversation(self, index: int, split: str, seed: int) -> tuple[Conversation, np.ndarray, np.ndarray]:
+    def _conversation(self, index: int, split: str, seed: int, voices_from: str | None,
+                      prompts_from: str | None) -> tuple[Conversation, np.ndarray, np.ndarray]:
         rng = random.Random(f"{seed}:{split}:{index}")
         held_out = split == "heldout"
-        user_voice = dict(voice=rng.choice(voices(split)), rate=rng.randint(125, 210),
+        user_voice = dict(voice=rng.choice(voices(voices_from or split)), rate=rng.randint(125, 210),
                           pitch=rng.randint(25, 85), pitch_range=rng.randint(20, 90))
         if not held_out:  # drawn for training only, so that the held-out split stays as it was
             user_voice["warp"] = round(rng.uniform(*VOCAL_TRACT_WARP), 3)
@@ -133,7 +137,7 @@ class Generator:
         agent_parts: list[tuple[float, np.ndarray]] = []
         clock = rng.uniform(*LEAD_SILENCE)
         for name in names:
-            exchange = TASKS[name](rng, held_out)
+            exchange = TASKS[name](rng, (prompts_from or split) == "heldout")
             clock = self._exchange(rng, exchange, user_voice, clock, conversation, user_parts, agent_parts)
             clock += rng.uniform(*TURN_GAP)
         total = int((clock + rng.uniform(*TAIL_SILENCE)) * SAMPLE_RATE)
