@@ -22,8 +22,8 @@ from torch import nn
 
 class Int8Linear(nn.Linear):
     """A linear layer that keeps its weight in int8 with a scale per output channel. It is an
-    `nn.Linear` whose `weight` is rebuilt at each read, so that moshi's code that reads a linear's
-    weight (its gating's kernel, its attention's choice of the KV cache's dtype) runs unchanged."""
+    `nn.Linear` whose `weight` is rebuilt at each read, so that moshi's attention, which takes its KV
+    cache's dtype from its first projection's weight, runs unchanged."""
 
     def __init__(self, linear: nn.Linear) -> None:
         nn.Module.__init__(self)
