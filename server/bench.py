@@ -201,7 +201,8 @@ def _measured(measure, model: LoadedModel, sessions: int, frames: np.ndarray, wa
 
 def sweep(args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
-    def load(int8_weights: bool):
+
+    def load(int8_weights: bool) -> LoadedModel:
         loaded = load_model(args.model, device=device, random_weights=args.random_weights,
                             context=args.context_frames, decoder_dtype=getattr(torch, args.decoder_dtype),
                             int8_weights=int8_weights)
@@ -265,6 +266,10 @@ def _row_line(row: dict, weights_gib: float | None) -> str:
     return f"| {row['sessions']} | {left} | {right} | {ratio} | {real_time} |"
 
 
+_INT8_NOTE = (" with int8 LM weights (the weights figure also counts the copy with the model's own weights "
+              "that moshi's modules run)")
+
+
 def report(result: dict, command: str) -> str:
     decoder = result.get("decoder_dtype", "float32")
     lines = [f"# Sessions per device: {result['model']} on {result['device']}", "",
@@ -275,7 +280,7 @@ def report(result: dict, command: str) -> str:
              f"frames not counted. Antiphon: the engine under the real scheduler, fed on the audio clock"
              f"{' (frame graphs)' if result.get('frame_graphs') else ''}"
              f"{' (compiled)' if result.get('compiled') else ''}"
-             f"{' with int8 LM weights (the weights figure counts the bfloat16 model for moshi too)' if result.get('int8_weights') else ''}; "
+             f"{_INT8_NOTE if result.get('int8_weights') else ''}; "
              f"moshi: its LMGen + MimiModel stepped back to back at the same batch size"
              f"{'' if decoder == 'float32' else ', both with the codec decoder in ' + decoder}"
              ".", "", HEADER]
