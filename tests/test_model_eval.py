@@ -60,6 +60,6 @@ def test_the_recorded_agent_scores_every_answer_and_sets_the_recognizers_ceiling
     assert REPLY_GAP[0] - 0.08 <= summary["latency_text_median"] <= REPLY_GAP[1]
     assert 0 < summary["accuracy_speech"] <= 1.0
     # every prompt is counted once, under its user's accent
-    accents = {record.meta["user_voice"].split("+")[0] for record in read_split(tmp_path, "heldout")}
+    accents = {record.user_accent for record in read_split(tmp_path, "heldout")}
     assert set(summary["by_accent"]) <= accents
     assert sum(group["prompts"] for group in summary["by_accent"].values()) == summary["prompts"]

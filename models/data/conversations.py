@@ -81,6 +81,11 @@ class Conversation:
         return asdict(self)
 
 
+def accent_label(accent: str) -> str:
+    """An accent as reports name it: the held-out ones marked as such."""
+    return f"{accent} (never in training)" if accent in HELD_OUT_ACCENTS else accent
+
+
 def voices(split: str) -> list[str]:
     held_out = split == "heldout"
     accents = ACCENTS if held_out else ACCENTS + TRAINING_ONLY_ACCENTS

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from moshi.models.compression import MimiModel
 
-from ..data.conversations import HELD_OUT_ACCENTS
+from ..data.conversations import accent_label
 from ..data.dataset import Record, read_split
 from ..loader import load_codec
 from ..reference import frames_of
@@ -167,8 +167,7 @@ def table(result: dict, command: str) -> str:
               "| accent | tracks | utterances | words | mel distance (dB) | WER original | WER through the codec |",
               "|---|---|---|---|---|---|---|"]
     for accent, f in result["user_accents"].items():
-        label = f"{accent} (never in training)" if accent in HELD_OUT_ACCENTS else accent
-        lines.append(f"| {label} | {f['tracks']} | {f['utterances']} | {f['words']} | {f['mel_db']:.2f} | "
+        lines.append(f"| {accent_label(accent)} | {f['tracks']} | {f['utterances']} | {f['words']} | {f['mel_db']:.2f} | "
                      f"{100 * f['wer_original']:.1f} % | {100 * f['wer_codec']:.1f} % |")
     speeds = result["frames_per_second"]
     lines += ["", f"CPU streaming speed ({result['threads']} threads; real time is 12.5 frames/s a session):", "",

@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,7 @@ import numpy as np
 
 from ...client.chat import FRAME_SECONDS, SAMPLE_RATE, chat_url, talk
 from ...client.local_server import LocalServer
-from ..data.conversations import HELD_OUT_ACCENTS
+from ..data.conversations import accent_label
 from ..data.dataset import Record, read_split
 from .recognizer import Recognizer, known_words, word_errors
 
@@ -252,17 +253,17 @@ def table(results: dict[str, dict]) -> str:
             f"{_seconds(r['latency_text_median'])} / {_seconds(r['latency_text_p90'])} | "
             f"{_seconds(r['latency_speech_median'])} | {r['yielded']}/{r['interruptions']} "
             f"({_seconds(r['yield_median'])}) | {r['interruptions']}/{r['interruption_prompts']} |")
-    lines += _group_table(results, "by_task", "By task (accuracy text / speech, prompts):", {})
+    lines += _group_table(results, "by_task", "By task (accuracy text / speech, prompts):", str)
     lines += _group_table(results, "by_accent", "By the user's accent (accuracy text / speech, prompts):",
-                          {accent: f"{accent} (never in training)" for accent in HELD_OUT_ACCENTS})
+                          accent_label)
     commands = [f"- {label}: `{r['command']}`" for label, r in results.items()]
     return "\n".join(lines + ["", "Commands:", ""] + commands) + "\n"
 
 
-def _group_table(results: dict[str, dict], key: str, title: str, names: dict[str, str]) -> list[str]:
+def _group_table(results: dict[str, dict], key: str, title: str, name: Callable[[str], str]) -> list[str]:
     """A table of each row's accuracies by group (rows evaluated before a grouping existed show -)."""
     groups = sorted({group for r in results.values() for group in r.get(key, {})})
-    lines = ["", title, "", "| model | " + " | ".join(names.get(g, g) for g in groups) + " |",
+    lines = ["", title, "", "| model | " + " | ".join(name(g) for g in groups) + " |",
              "|---|" + "---|" * len(groups)]
     for label, r in results.items():
         figures = r.get(key, {})
