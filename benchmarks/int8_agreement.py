@@ -79,7 +79,8 @@ def main() -> None:
     steps = len(want.text)
     agent = torch.tensor(np.stack(want.audio, axis=1), device=device)
     codes = torch.cat([torch.tensor(want.text, device=device)[None], agent, user_codes(own, frames)[:, :steps]])
-    (own_text, own_audio), (int8_text, int8_audio) = teacher_forced_choices(own, codes), teacher_forced_choices(int8, codes)
+    own_text, own_audio = teacher_forced_choices(own, codes)
+    int8_text, int8_audio = teacher_forced_choices(int8, codes)
     agent_books = agent.shape[0]
     forced = {"text": shares_equal(own_text, int8_text),
               "semantic": shares_equal(own_audio[0], int8_audio[0]),
@@ -103,7 +104,8 @@ def main() -> None:
     print(text)
     command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".md").write_text(f"# int8 LM weights against the model's own\n\nCommand: `{command}`\n\n{text}\n")
+    args.out.with_suffix(".md").write_text(
+        f"# int8 LM weights against the model's own\n\nCommand: `{command}`\n\n{text}\n")
 
 
 if __name__ == "__main__":

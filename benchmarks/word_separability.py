@@ -98,8 +98,8 @@ def main() -> None:
              f"codec: `{args.codec.name}`. Nearest reference by dynamic time warping.", "",
              "| representation | queries whose nearest reference is the same word |", "|---|---|", *rows, "",
              "Most frequent confusions (said → nearest):", ""]
-    lines += [f"- {name}: " + ", ".join(f"{said_word} → {nearest} ({count})"
-                                         for (said_word, nearest), count in pairs) for name, pairs in confusions.items()]
+    lines += [f"- {name}: " + ", ".join(f"{said_word} → {nearest} ({count})" for (said_word, nearest), count in pairs)
+              for name, pairs in confusions.items()]
     text = "\n".join(lines)
     print(text)
     command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])

@@ -167,8 +167,8 @@ def table(result: dict, command: str) -> str:
               "| accent | tracks | utterances | words | mel distance (dB) | WER original | WER through the codec |",
               "|---|---|---|---|---|---|---|"]
     for accent, f in result["user_accents"].items():
-        lines.append(f"| {accent_label(accent)} | {f['tracks']} | {f['utterances']} | {f['words']} | {f['mel_db']:.2f} | "
-                     f"{100 * f['wer_original']:.1f} % | {100 * f['wer_codec']:.1f} % |")
+        lines.append(f"| {accent_label(accent)} | {f['tracks']} | {f['utterances']} | {f['words']} | "
+                     f"{f['mel_db']:.2f} | {100 * f['wer_original']:.1f} % | {100 * f['wer_codec']:.1f} % |")
     speeds = result["frames_per_second"]
     lines += ["", f"CPU streaming speed ({result['threads']} threads; real time is 12.5 frames/s a session):", "",
               "| sessions | frames/s per session | x real time |", "|---|---|---|"]
