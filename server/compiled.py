@@ -32,6 +32,7 @@ import torch._dynamo
 import torch._inductor.config
 from moshi.modules.transformer import KVCacheResult, StreamingMultiheadAttention
 
+from ..models.int8_weights import Int8Linear
 from ..models.loader import LoadedModel
 
 # Inductor's settings that make its kernels round as eager's do: a fused kernel keeps intermediates in
@@ -61,9 +62,11 @@ class CompiledPieces:
         # decomposes it rounds differently in bfloat16, which changes codes at near ties.
         pieces += [(mimi.quantizer, "decode"), *extra]
         options = _eager_numerics() if backend == "inductor" else None
+        lm_options = _int8_matmul_options(lm, options)
         self._replaced: list[tuple[Any, str, Callable[..., Any] | None]] = []
         for owner, name in pieces:
-            self._replace(owner, name, torch.compile(getattr(owner, name), backend=backend, options=options))
+            piece_options = lm_options if owner is lm else options
+            self._replace(owner, name, torch.compile(getattr(owner, name), backend=backend, options=piece_options))
         for module in [*lm.modules(), *mimi.modules()]:
             if isinstance(module, StreamingMultiheadAttention) and not module.cross_attention:
                 self._replace(module, "_complete_kv", types.MethodType(_complete_kv_in_place, module))
@@ -88,6 +91,17 @@ def _eager_numerics() -> dict[str, bool]:
     return {name: True for name in _EAGER_NUMERICS if name in known}
 
 
+def _int8_matmul_options(lm: torch.nn.Module, options: dict[str, bool] | None) -> dict[str, bool] | None:
+    """The LM's options: on CUDA, with int8 linear weights (`--int8-weights`), Inductor also chooses among
+    its Triton matrix-product templates, since only into those does it fuse the weight's conversion from
+    int8 (a prologue), so that the product reads one byte a weight; before cuBLAS's, it would write the
+    converted weight out and read it again, more bytes than not quantizing."""
+    on_cuda = next(lm.parameters()).device.type == "cuda"
+    if options is None or not on_cuda or not any(isinstance(module, Int8Linear) for module in lm.modules()):
+        return options
+    return {**options, "max_autotune_gemm": True}
+
+
 def _complete_kv_in_place(attention: StreamingMultiheadAttention, k: torch.Tensor,
                           v: torch.Tensor) -> KVCacheResult:
     """moshi's `_complete_kv` and `RingKVCache.complete`, with the step's keys and values written into the
@@ -105,7 +119,7 @@ def _complete_kv_in_place(attention: StreamingMultiheadAttention, k: torch.Tenso
     if state is None or state.kv_cache is None:
         return KVCacheResult.from_kv(k, v)
     cache = state.kv_cache
-    batch, heads, steps, dim = k.shape
+    batch, heads, steps, _ = k.shape
     end_offset = cache.end_offset
     slots = (torch.arange(steps, device=end_offset.device, dtype=end_offset.dtype)
              + end_offset.view(-1, 1)) % cache.capacity
