@@ -32,7 +32,7 @@ def run_args(dataset, tmp_path, **overrides) -> argparse.Namespace:
         "data": dataset, "codec": codec, "out": tmp_path / "run", "tokens": None, "resume": None, "init": None,
         "no_text": False, "device": "cpu", "batch": 2, "max_frames": 60, "lr": 3e-4, "warmup": 5,
         "minutes": 5.0, "steps": 0, "cooldown": 0.3, "vocab": 256, "seed": 0, "agent_noise": 0.1,
-        "user_mask": 0.0, "listening_weight": 0.5, "compile": None,
+        "user_mask": 0.0, "dropout": 0.0, "listening_weight": 0.5, "compile": None,
         **overrides})
 
 
@@ -166,6 +166,23 @@ def test_a_compiled_training_step_computes_what_the_eager_one_does(dataset, tmp_
     assert compiled_grads.keys() == eager_grads.keys()
     for name, grad in eager_grads.items():
         assert torch.allclose(compiled_grads[name], grad, rtol=1e-3, atol=1e-6), name
+
+
+def test_dropout_changes_training_steps_and_leaves_the_model_as_served(dataset, tmp_path):
+    args = run_args(dataset, tmp_path, dropout=0.5)
+    lm.prepare(args, torch.device("cpu"))
+    trainer = lm.LMTrainer(args)
+    plain = loaders.get_moshi_lm(None, lm_kwargs=lm_kwargs_of(ANTIPHON_SMALL_LM), device="cpu", dtype=torch.float32)
+    plain.load_state_dict(trainer.lm.state_dict())
+    codes = trainer.codes(trainer.heldout_set, [0, 1])[:, :lm.STREAMS]
+    with torch.no_grad():
+        trainer.lm.train()
+        first, second = (trainer.lm(codes).text_logits for _ in range(2))
+        assert not torch.allclose(first, second, equal_nan=True)
+        trainer.lm.eval()
+        plain.eval()
+        torch.testing.assert_close(trainer.lm(codes).text_logits, plain(codes).text_logits, rtol=0, atol=0,
+                                   equal_nan=True)
 
 
 def test_fresh_conversations_reach_a_running_training(dataset, tmp_path):

@@ -16,7 +16,7 @@ a frame after each ends (`lm_data.align_heard_text`), with weight `--listening-w
 
 What the model reads, not what it learns to predict, is perturbed in training: some of its own audio
 tokens replaced by random ones (`--agent-noise`) and, with `--user-mask`, short stretches of the user's
-audio hidden.
+audio hidden. `--dropout` drops parts of the temporal transformer's layer outputs in training.
 """
 
 from __future__ import annotations
@@ -77,6 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--user-mask", type=float, default=0.0,
                         help="share of the user's audio frames the model reads hidden, in spans of 80-240 ms "
                              "(a regulariser for hearing unseen voices; 0: none)")
+    parser.add_argument("--dropout", type=float, default=0.0,
+                        help="dropout on the temporal transformer's attention and feed-forward outputs, in "
+                             "training only (a regulariser for unseen voices and wordings; 0: none)")
     parser.add_argument("--listening-weight", type=float, default=0.5,
                         help="weight of the training-only head that transcribes the user's words (0: none)")
     parser.add_argument("--compile", nargs="?", const="default", choices=["default", "reduce-overhead"],
@@ -120,6 +123,8 @@ class LMTrainer:
         self.config = dict(ANTIPHON_SMALL_LM)
         self.lm = loaders.get_moshi_lm(None, lm_kwargs=lm_kwargs_of(self.config), device=self.device,
                                        dtype=torch.float32)
+        if args.dropout > 0:
+            add_residual_dropout(self.lm.transformer, args.dropout)
         # what training steps run: the LM itself, or compiled (evaluation and export use the LM itself)
         self.stepped_lm: nn.Module = torch.compile(self.lm, mode=args.compile) if args.compile else self.lm
         self.listening = nn.Linear(self.lm.dim, self.lm.text_card).to(self.device)
@@ -252,6 +257,22 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor, dims: tuple[int, ...]
     """The mean of `values` where `mask` holds (0 where it never does), over `dims` (default: all)."""
     dims = dims or tuple(range(values.dim()))
     return (values * mask).sum(dims) / mask.sum(dims).clamp(min=1)
+
+
+def add_residual_dropout(transformer: nn.Module, rate: float) -> None:
+    """Dropout on each layer's attention and feed-forward outputs before they join the residual stream,
+    in training mode only. moshi's transformer has none of its own; hooks add it without changing the
+    model, which exports as it is.
+
+    Training batches reach 0.99 of the user's words heard (the listening head) and 0.99 of the monologue's
+    words, held-out conversations 0.95 and 0.94 (run 8): the model fits the voices and wordings it trains
+    on. Dropout keeps any one unit from carrying a detail of them alone."""
+    def drop(module: nn.Module, _inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> torch.Tensor:
+        return nn.functional.dropout(output, rate, module.training)
+
+    for layer in transformer.layers:
+        for branch in (layer.self_attn, layer.gating):
+            branch.register_forward_hook(drop)
 
 
 def corrupt_agent_audio(codes: torch.Tensor, rate: float, card: int) -> torch.Tensor:
