@@ -5,10 +5,13 @@ transformer's matrix products take 3.3 ms of the compiled 11.9 ms frame, about t
 bfloat16 weights take to read (`benchmarks/results/frame_profile_compiled_gpu.md`). Each output channel's
 weights are scaled into int8 (symmetric, one scale a channel) and scaled back in the layer's dtype as
 they are read; activations, the KV cache, the embeddings and the codec stay as they were. A layer
-computes `linear(x, int8 weight in x's dtype) * scale`, the form Inductor (`--compile`) fuses into one
-matrix product that reads the int8 weight; eager, each call first builds the whole weight, which is
-slower than not quantizing. The tokens change: their agreement with the model's own is in
-`benchmarks/results/int8_agreement*.md`.
+computes `linear(x, int8 weight in x's dtype * scale)`, which Inductor (`--compile`, on CUDA) makes, for
+one session, one kernel that reads the int8 weight (`server/compiled.py`); eager, or for several
+sessions, each call first builds the whole weight, which is slower than not quantizing. The scale goes
+on the weight, not on the product: Inductor replaces `linear(x, int8 weight) * scale` with
+`_weight_int8pack_mm`, whose kernel crashes on this CPU for the test model's sizes and, on CUDA, gives
+each output its own thread reading a whole weight row. The tokens change: their agreement with the
+model's own is in `benchmarks/results/int8_agreement*.md`.
 """
 
 from __future__ import annotations
@@ -39,8 +42,7 @@ class Int8Linear(nn.Linear):
         return self.weight_int8.to(self.weight_scale.dtype) * self.weight_scale[:, None]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = nn.functional.linear(x, self.weight_int8.to(x.dtype)) * self.weight_scale
-        return out if self.bias is None else out + self.bias
+        return nn.functional.linear(x, self.weight, self.bias)
 
 
 def quantize_linears(module: nn.Module) -> int:

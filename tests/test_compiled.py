@@ -97,3 +97,19 @@ def test_inductor_in_bfloat16_decodes_the_greedy_tokens_eager_decodes() -> None:
     compiled.close()
     for step, (a, b) in enumerate(zip(expected, got)):
         np.testing.assert_array_equal(a, b, err_msg=f"step {step}")
+
+
+def test_inductor_serves_int8_weights_as_eager_does() -> None:
+    """`--compile --int8-weights`: the int8 layers' products and scaling, compiled into fused kernels,
+    decode the greedy tokens the eager engine decodes with the same int8 weights."""
+    model = load_model("test-small", random_weights=True, dtype=torch.bfloat16, int8_weights=True)
+    frames = seconds_of_speech(2.0)[:20 * 1920].reshape(20, 1920)
+    eager = Engine(model, slots=2)
+    expected = run(eager, frames, second=GREEDY)
+    eager.close()
+    compiled = Engine(model, slots=2, compile_backend="inductor")
+    compiled.warmup()
+    got = run(compiled, frames, second=GREEDY)
+    compiled.close()
+    for step, (a, b) in enumerate(zip(expected, got)):
+        np.testing.assert_array_equal(a, b, err_msg=f"step {step}")
