@@ -13,7 +13,7 @@ set -uo pipefail
 out=${OUT:-benchmarks/results}
 source benchmarks/device_env.sh
 export OUT=$out TORCHINDUCTOR_CACHE_DIR=$PWD/.runs/inductor
-step "one session" 200 bash benchmarks/gpu_sessions.sh 1 8 gpu_sessions_compiled --compile
+step "one session" 330 bash benchmarks/gpu_sessions.sh 1 8 gpu_sessions_compiled --compile
 step "one session, int8 LM weights" 240 bash benchmarks/gpu_sessions.sh 1 8 gpu_sessions_compiled_int8 \
   --compile --int8-weights
 step "one session, int8 LM weights, bfloat16 decoder" 120 bash benchmarks/gpu_sessions.sh 1 8 \

@@ -92,14 +92,16 @@ def _eager_numerics() -> dict[str, bool]:
 
 
 def _int8_matmul_options(lm: torch.nn.Module, options: dict[str, bool] | None) -> dict[str, bool] | None:
-    """The LM's options: on CUDA, with int8 linear weights (`--int8-weights`), Inductor also chooses among
-    its Triton matrix-product templates, since only into those does it fuse the weight's conversion from
-    int8 (a prologue), so that the product reads one byte a weight; before cuBLAS's, it would write the
-    converted weight out and read it again, more bytes than not quantizing."""
+    """The LM's options: on CUDA, with int8 linear weights (`--int8-weights`), coordinate-descent tuning,
+    under which Inductor computes a product with one row (one session) as a multiply and a sum, one
+    kernel that converts each int8 weight as it reads it; otherwise cuBLAS's product would read the weight
+    converted and written out beforehand, more bytes than not quantizing. (The first form, which let
+    Inductor choose its matrix-product templates, took 76 ms a tick for one Moshi 7B session on an H200:
+    `benchmarks/results/gpu_sessions_compiled_int8_first_form.md`.)"""
     on_cuda = next(lm.parameters()).device.type == "cuda"
     if options is None or not on_cuda or not any(isinstance(module, Int8Linear) for module in lm.modules()):
         return options
-    return {**options, "max_autotune_gemm": True}
+    return {**options, "coordinate_descent_tuning": True}
 
 
 def _complete_kv_in_place(attention: StreamingMultiheadAttention, k: torch.Tensor,
