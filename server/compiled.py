@@ -95,9 +95,9 @@ def _int8_matmul_options(lm: torch.nn.Module, options: dict[str, bool] | None) -
     """The LM's options: on CUDA, with int8 linear weights (`--int8-weights`), coordinate-descent tuning,
     under which Inductor computes a product with one row (one session) as a multiply and a sum, one
     kernel that converts each int8 weight as it reads it; otherwise cuBLAS's product would read the weight
-    converted and written out beforehand, more bytes than not quantizing. (The first form, which let
-    Inductor choose its matrix-product templates, took 76 ms a tick for one Moshi 7B session on an H200:
-    `benchmarks/results/gpu_sessions_compiled_int8_first_form.md`.)"""
+    converted and written out beforehand, more bytes than not quantizing. (The first form, which scaled
+    the product and let Inductor choose its matrix-product templates, took 76 ms a tick for one Moshi 7B
+    session on an H200: `benchmarks/results/gpu_sessions_compiled_int8_first_form.md`.)"""
     on_cuda = next(lm.parameters()).device.type == "cuda"
     if options is None or not on_cuda or not any(isinstance(module, Int8Linear) for module in lm.modules()):
         return options
