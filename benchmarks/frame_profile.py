@@ -11,7 +11,7 @@ Prints a report and writes it to OUT.md. On a lent GPU: `source benchmarks/devic
 benchmarks/frame_profile.py --model moshi-7b --random-weights --device cuda --sessions 1` (carry .carry).
 
     python benchmarks/frame_profile.py [--model test-small] [--random-weights] [--device cpu]
-        [--sessions 1] [--frames 50] [--out benchmarks/results/frame_profile]
+        [--sessions 1] [--frames 50] [--compile] [--int8-weights] [--out benchmarks/results/frame_profile]
 """
 
 from __future__ import annotations
@@ -92,12 +92,15 @@ def run(args: argparse.Namespace) -> str:
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     walls: dict[str, list[float]] = {}
     profilers: dict[str, profile] = {}
-    variants = {"frame graphs (the default)": None}
+    variants: dict[str, tuple[LoadedModel, str | None]] = {"frame graphs (the default)": (model, None)}
     if args.compile:
-        variants["compiled, with frame graphs (`--compile`)"] = "inductor"
-    for label, backend in variants.items():
+        variants["compiled, with frame graphs (`--compile`)"] = (model, "inductor")
+    if args.int8_weights:  # the same weights, quantized
+        int8_model = load_model(args.model, device=device, random_weights=args.random_weights, int8_weights=True)
+        variants["compiled, int8 LM weights (`--compile --int8-weights`)"] = (int8_model, "inductor")
+    for label, (variant_model, backend) in variants.items():
         started = time.perf_counter()
-        engine = started_engine(model, args.sessions, frame_graphs=True, compile_backend=backend)
+        engine = started_engine(variant_model, args.sessions, frame_graphs=True, compile_backend=backend)
         print(f"{label}: ready in {time.perf_counter() - started:.0f} s", flush=True)
         walls[label] = step_frames(engine, frames, synchronized=True)
         with profile(activities=activities) as profilers[label]:
@@ -123,7 +126,8 @@ def report(args: argparse.Namespace, walls: dict[str, list[float]], stages: dict
     lines = [f"# One frame of {args.model} for {args.sessions} session(s) on {args.device}", "",
              f"Command: `python benchmarks/frame_profile.py --model {args.model}"
              f"{' --random-weights' if args.random_weights else ''} --device {args.device} --sessions "
-             f"{args.sessions} --frames {args.frames}{' --compile' if args.compile else ''}`", "",
+             f"{args.sessions} --frames {args.frames}{' --compile' if args.compile else ''}"
+             f"{' --int8-weights' if args.int8_weights else ''}`", "",
              "| the step, as served | median ms |", "|---|---|"]
     lines += [f"| {label} | {ms(values):.2f} |" for label, values in walls.items()]
     lines += ["", "The eager step, stage by stage:", "",
@@ -151,6 +155,8 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=1)
     parser.add_argument("--frames", type=int, default=50)
     parser.add_argument("--compile", action="store_true", help="add the compiled step (`--compile`)")
+    parser.add_argument("--int8-weights", action="store_true",
+                        help="add the compiled step with int8 LM weights (`--compile --int8-weights`)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/frame_profile"))
     args = parser.parse_args()
     text = run(args)
