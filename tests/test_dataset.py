@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from antiphon.models.data import tasks
-from antiphon.models.data.conversations import ACCENTS, SAMPLE_RATE, TRAINING_ONLY_ACCENTS, Generator, voices
+from antiphon.models.data.conversations import (ACCENTS, SAMPLE_RATE, SHAPED_FORMANTS, TRAINING_ONLY_ACCENTS, Generator,
+                                                 voices)
 from antiphon.models.data.dataset import generate, read_split
 
 
@@ -61,8 +62,11 @@ def first_interrupted_conversation():
 def test_held_out_split_is_disjoint(sample):
     assert not set(voices("train")) & set(voices("heldout"))
     train_questions = {turn["user"] for r in read_split(sample, "train") for turn in r.meta["turns"]}
+    # held-out voices are espeak-ng's own; some training voices have their formants moved
+    assert any(record.meta["augment"]["formant_shape"] for record in read_split(sample, "train"))
     for record in read_split(sample, "heldout"):
         assert record.meta["user_voice"] in voices("heldout")
+        assert not record.meta["augment"]["formant_shape"]
         for turn in record.meta["turns"]:
             assert turn["user"] not in train_questions
     # the rule itself: no arithmetic question is in both pools, and every held-out sum is taught in
@@ -116,6 +120,22 @@ def test_a_warped_voice_moves_its_formants_and_keeps_its_words_on_its_sound():
 def spectral_centroid(pcm: np.ndarray) -> float:
     power = np.abs(np.fft.rfft(pcm)) ** 2
     return float((np.fft.rfftfreq(len(pcm), 1 / SAMPLE_RATE) * power).sum() / power.sum())
+
+
+def test_a_shaped_voice_moves_its_formants_and_keeps_its_words():
+    generator = Generator()
+    voice = dict(voice="en-us+m3", rate=160, pitch=50, pitch_range=50)
+    text = "the cat is asleep"
+    plain = generator.utterance(text, **voice)
+    # the shaped voice is the voice's own variant with its formants rewritten: unmoved, it is the voice
+    unmoved_shape = {formant: [1.0, 1.0, 1.0] for formant in SHAPED_FORMANTS}
+    unmoved = generator.utterance(text, **voice, formant_shape=unmoved_shape)
+    assert np.array_equal(unmoved.pcm, plain.pcm)
+    for factor in (0.92, 1.08):
+        shape = {formant: [factor, 1.0, 1.0] for formant in SHAPED_FORMANTS}
+        shaped = generator.utterance(text, **voice, formant_shape=shape)
+        assert spectral_centroid(shaped.pcm) == pytest.approx(spectral_centroid(plain.pcm) * factor, rel=0.05)
+        assert [word.start for word in shaped.words] == [word.start for word in plain.words]
 
 
 def test_a_shifted_vowel_is_said_instead_and_every_word_keeps_its_mark():

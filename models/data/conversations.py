@@ -2,8 +2,9 @@
 word and phoneme of both sides time-aligned.
 
 The agent has one voice; users have many (espeak-ng accents x voice variants, at varied rate, pitch and
-range; in training also resampled, as by a longer or shorter vocal tract, and some with vowels shifted,
-as in an accent no voice has), and their track is augmented (noise, a synthetic room, level). The held-out
+range; in training also resampled, as by a longer or shorter vocal tract, some with vowels shifted, as in
+an accent no voice has, and some with their formants moved one by one, as in a voice no variant has), and
+their track is augmented (noise, a synthetic room, level). The held-out
 split uses user voices and task instances that training never sees. Everything follows from the seed.
 """
 
@@ -48,6 +49,12 @@ VOWEL_NEIGHBOURS = {
     "@": ["V", "I"], "eI": ["E", "aI", "i:"], "aI": ["eI", "OI", "A:"], "OI": ["aI", "O:"], "aU": ["a", "oU"],
     "oU": ["O:", "aU", "u:"], "e@": ["E", "eI"], "I@": ["i:", "e@"], "A@": ["A:", "O:"],
 }
+# A share of training users speaks with a voice no espeak-ng variant has: their variant's formants each
+# moved on their own (frequency, height and width, by a factor from these ranges), rather than all together
+# as the warp moves them. Held-out voices are espeak-ng's own.
+FORMANT_SHAPE_SHARE = 0.5
+FORMANT_SHAPE = {"frequency": (0.92, 1.08), "height": (0.7, 1.3), "width": (0.8, 1.25)}
+SHAPED_FORMANTS = ("1", "2", "3", "4", "5")
 REPLY_GAP = (0.25, 0.45)        # seconds from the user's last word to the agent's first: a narrow band, so
                                 # that the agent's turn-taking has a frame that decoding can learn to prefer
 TURN_GAP = (0.4, 1.2)           # seconds from the agent's last word to the user's next turn
@@ -102,11 +109,14 @@ class Generator:
     def __init__(self, speaker: Speaker | None = None) -> None:
         self.speaker = speaker or Speaker()
 
-    def utterance(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int,
-                  warp: float = 1.0, vowel_shift: dict[str, str] | None = None) -> Utterance:
-        """`text` spoken, at 24 kHz; `warp` > 1 plays it faster and higher (see VOCAL_TRACT_WARP), and
-        `vowel_shift` says some vowels as others (see VOWEL_NEIGHBOURS)."""
-        return call_in_child(self._utterance, text, voice, rate, pitch, pitch_range, warp, vowel_shift)
+    def utterance(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int, warp: float = 1.0,
+                  vowel_shift: dict[str, str] | None = None,
+                  formant_shape: dict[str, list[float]] | None = None) -> Utterance:
+        """`text` spoken, at 24 kHz; `warp` > 1 plays it faster and higher (see VOCAL_TRACT_WARP),
+        `vowel_shift` says some vowels as others (see VOWEL_NEIGHBOURS), and `formant_shape` moves the
+        voice's formants (see FORMANT_SHAPE)."""
+        return call_in_child(self._utterance, text, voice, rate, pitch, pitch_range, warp, vowel_shift,
+                             formant_shape)
 
     def conversation(self, index: int, split: str, seed: int, voices_from: str | None = None,
                      prompts_from: str | None = None) -> tuple[Conversation, np.ndarray, np.ndarray]:
@@ -114,8 +124,13 @@ class Generator:
         prompts from the other split's pool (a diagnosis of which of the two a model fails on)."""
         return call_in_child(self._conversation, index, split, seed, voices_from, prompts_from)
 
-    def _utterance(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int,
-                   warp: float = 1.0, vowel_shift: dict[str, str] | None = None) -> Utterance:
+    def _utterance(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int, warp: float = 1.0,
+                   vowel_shift: dict[str, str] | None = None,
+                   formant_shape: dict[str, list[float]] | None = None) -> Utterance:
+        if formant_shape:
+            accent, variant = voice.split("+")
+            self.speaker.add_variant("shaped", shaped_variant(self.speaker.variant_lines(variant), formant_shape))
+            voice = f"{accent}+shaped"
         pronunciation = _shifted(vowel_shift) if vowel_shift else None
         spoken = self.speaker.say(text, voice, rate, pitch, pitch_range, pronunciation)
         pcm = sphn.resample(spoken.pcm, spoken.sample_rate, SAMPLE_RATE).astype(np.float32)
@@ -136,6 +151,10 @@ class Generator:
             if rng.random() < VOWEL_SHIFT_SHARE:
                 moved = rng.sample(sorted(VOWEL_NEIGHBOURS), rng.randint(*VOWELS_SHIFTED))
                 user_voice["vowel_shift"] = {vowel: rng.choice(VOWEL_NEIGHBOURS[vowel]) for vowel in moved}
+            if rng.random() < FORMANT_SHAPE_SHARE:
+                user_voice["formant_shape"] = {formant: [round(rng.uniform(*FORMANT_SHAPE[measure]), 3)
+                                                         for measure in ("frequency", "height", "width")]
+                                               for formant in SHAPED_FORMANTS}
         names = rng.choices(list(TASK_WEIGHTS), weights=list(TASK_WEIGHTS.values()), k=rng.randint(1, 3))
         conversation = Conversation(f"{split}-{seed}-{index:06d}", split, user_voice["voice"], names, [])
         user_parts: list[tuple[float, np.ndarray]] = []
@@ -151,6 +170,7 @@ class Generator:
         user, conversation.augment = augment_user(user, rng)
         conversation.augment["vocal_tract_warp"] = user_voice.get("warp", 1.0)
         conversation.augment["vowel_shift"] = user_voice.get("vowel_shift", {})
+        conversation.augment["formant_shape"] = user_voice.get("formant_shape", {})
         conversation.duration = total / SAMPLE_RATE
         return conversation, user, agent
 
@@ -182,6 +202,22 @@ class Generator:
         turn["agent_end"] = reply_start + (reply.words[-1].end if reply.words else reply.duration)
         conversation.turns.append(turn)
         return max(user_end, turn["agent_end"])
+
+
+def shaped_variant(lines: list[str], formant_shape: dict[str, list[float]]) -> list[str]:
+    """An espeak-ng voice variant's lines with each formant in `formant_shape` moved: its frequency, height
+    and width (percentages of the language's own, 100 where the variant gives none) times the factors."""
+    formants = {formant: [100, 100, 100] for formant in formant_shape}
+    kept = []
+    for line in lines:
+        fields = line.split()
+        if fields[:1] == ["formant"] and fields[1] in formants:
+            formants[fields[1]] = [int(value) for value in fields[2:5]]
+        else:
+            kept.append(line)
+    return kept + [f"formant {formant} " + " ".join(str(round(value * factor)) for value, factor
+                                                     in zip(formants[formant], formant_shape[formant]))
+                   for formant in sorted(formant_shape)]
 
 
 def _shifted(vowel_shift: dict[str, str]) -> Pronunciation:

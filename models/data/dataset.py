@@ -16,8 +16,8 @@ from typing import Iterator
 
 import numpy as np
 
-from .conversations import (REPLY_GAP, SAMPLE_RATE, VOCAL_TRACT_WARP, VOWEL_SHIFT_SHARE, VOWELS_SHIFTED,
-                            YIELD_DELAY, Generator)
+from .conversations import (FORMANT_SHAPE, FORMANT_SHAPE_SHARE, REPLY_GAP, SAMPLE_RATE, SHAPED_FORMANTS,
+                            VOCAL_TRACT_WARP, VOWEL_SHIFT_SHARE, VOWELS_SHIFTED, YIELD_DELAY, Generator)
 
 _GENERATOR: Generator | None = None
 
@@ -76,6 +76,8 @@ def generate(root: Path, counts: dict[str, int], seed: int = 0, shard_size: int 
             for result in pool.imap_unordered(write_shard, jobs):
                 if progress:
                     progress(result)
+            pool.close()  # workers that end of themselves clean up after their espeak-ng (not so if terminated)
+            pool.join()
     else:
         for job in jobs:
             result = write_shard(job)
@@ -122,14 +124,20 @@ def card(root: Path, seed: int, counts: dict[str, int], heldout_voices: str = "h
              + " ".join(f"--{split} {count}" for split, count in counts.items()) + f" --seed {seed}"
              + "".join(f" --heldout-{what} train" for what in crossed) + "`.", "",
              *([f"For a diagnosis, the held-out split here takes its user {' and '.join(crossed)} from "
-                "training's pools (without training's resampling and vowel shifts).", ""] if crossed else []),
+                "training's pools (without training's resampling, vowel shifts and formant shapes).", ""]
+               if crossed else []),
              "Two 24 kHz mono tracks per conversation (user, agent), every word and phoneme of both sides "
              "time-aligned (espeak-ng's word marks and phoneme events). The agent speaks with one voice "
              "(espeak-ng en-us+f3); users with espeak-ng accents x voice variants at random rate, pitch and "
              f"range (in training also resampled by {VOCAL_TRACT_WARP[0]:g}-{VOCAL_TRACT_WARP[1]:g}, which moves "
              "pitch and formants together as a shorter or longer vocal tract would; "
              f"{VOWEL_SHIFT_SHARE:.0%} of them also say {VOWELS_SHIFTED[0]}-{VOWELS_SHIFTED[1]} of their vowels as "
-             "a neighbouring vowel, as in an accent no voice has), their track augmented with a synthetic room "
+             "a neighbouring vowel, as in an accent no voice has; "
+             f"{FORMANT_SHAPE_SHARE:.0%} speak with their variant's formants {', '.join(SHAPED_FORMANTS)} each "
+             f"moved on its own, frequency by {FORMANT_SHAPE['frequency'][0]:g}-{FORMANT_SHAPE['frequency'][1]:g}, "
+             f"height by {FORMANT_SHAPE['height'][0]:g}-{FORMANT_SHAPE['height'][1]:g} and width by "
+             f"{FORMANT_SHAPE['width'][0]:g}-{FORMANT_SHAPE['width'][1]:g}, a voice no variant has), their track "
+             "augmented with a synthetic room "
              "(half the conversations), noise at 10-40 dB "
              f"SNR (70 %) and a level of -12 to +3 dB. Agent replies start {REPLY_GAP[0]:g}-{REPLY_GAP[1]:g} s "
              f"after the user's last word; an interrupted agent falls silent {YIELD_DELAY[0]:g}-{YIELD_DELAY[1]:g} "

@@ -7,10 +7,14 @@ need. One process may hold one espeak-ng engine: use a `Speaker` per process.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import ctypes.util
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from xml.sax.saxutils import escape
 
 import numpy as np
@@ -85,7 +89,16 @@ class Speaker:
         lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
         lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
                                      ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
-        self.sample_rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, None, _INITIALIZE_PHONEME_EVENTS)
+        lib.espeak_ng_InitializePath.argtypes = [ctypes.c_char_p]
+        lib.espeak_Info.argtypes = [ctypes.POINTER(ctypes.c_char_p)]
+        lib.espeak_Info.restype = ctypes.c_char_p
+        lib.espeak_ng_InitializePath(None)  # the data folder it would use: ESPEAK_DATA_PATH or its own
+        found = ctypes.c_char_p()
+        lib.espeak_Info(ctypes.byref(found))
+        self._data = Path(found.value.decode())
+        self._own_data = _data_with_own_variants(self._data)
+        self.sample_rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, str(self._own_data).encode(),
+                                                 _INITIALIZE_PHONEME_EVENTS)
         if self.sample_rate <= 0:
             raise EspeakUnavailable("espeak-ng failed to initialise")
         self._chunks: list[np.ndarray] = []
@@ -140,6 +153,14 @@ class Speaker:
         pcm = (np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)).astype(np.float32) / 32768
         return Utterance(pcm, self.sample_rate, self._words(tokens, spans, pcm), self._phonemes())
 
+    def variant_lines(self, name: str) -> list[str]:
+        """The lines of espeak-ng's voice variant `name` (its file under voices/!v)."""
+        return (self._data / "voices" / "!v" / name).read_text(encoding="latin-1").splitlines()
+
+    def add_variant(self, name: str, lines: list[str]) -> None:
+        """A voice variant in espeak-ng's format, which voices can then name (`en-us+NAME`)."""
+        (self._own_data / "voices" / "!v" / name).write_text("\n".join(lines) + "\n", encoding="latin-1")
+
     def phonemes(self, word: str) -> list[str]:
         """`word`'s phonemes in the current voice, each with its stress mark if any."""
         text = ctypes.c_char_p(word.strip(",.?!").encode("utf-8"))
@@ -179,6 +200,21 @@ class Speaker:
 
     def _phonemes(self) -> list[tuple[str, float]]:
         return [(name, audio_ms / 1000) for kind, audio_ms, name, _ in self._events if kind == _EVENT_PHONEME]
+
+
+def _data_with_own_variants(data: Path) -> Path:
+    """A folder that espeak-ng reads as its data folder `data` (a link to each of its entries), except that
+    the folder of voice variants is its own, so that variants can be added. Removed when the process
+    exits normally; forked children, which end with `os._exit`, leave it to their parent."""
+    root = Path(tempfile.mkdtemp(prefix="antiphon-espeak-"))
+    atexit.register(shutil.rmtree, root, True)
+    own = root / "espeak-ng-data"
+    for folder in (Path("."), Path("voices"), Path("voices", "!v")):
+        (own / folder).mkdir()
+        for entry in (data / folder).iterdir():
+            if entry.name not in ("voices", "!v"):  # the folders made here
+                (own / folder / entry.name).symlink_to(entry)
+    return own
 
 
 def _pause(token: str) -> str:
