@@ -9,6 +9,7 @@ differently; in bfloat16 on this CPU they are made to decode what eager decodes,
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from antiphon.models.loader import load_model
@@ -82,28 +83,13 @@ def test_the_in_place_kv_write_gives_what_moshis_does_through_the_ring_and_maske
                                    moshis._streaming_state.kv_cache.end_offset)
 
 
-def test_inductor_in_bfloat16_decodes_the_greedy_tokens_eager_decodes() -> None:
-    """`--compile` as served (Inductor's kernels) on the model's bfloat16: fused kernels that kept their
-    intermediates in float32, or Inductor's own nearest-codeword search, would change tokens within a
-    few steps."""
-    model = load_model("test-small", random_weights=True, dtype=torch.bfloat16)
+@pytest.mark.parametrize("int8_weights", [False, True], ids=["model's weights", "int8 weights"])
+def test_inductor_in_bfloat16_decodes_the_greedy_tokens_eager_decodes(int8_weights: bool) -> None:
+    """`--compile` as served (Inductor's kernels) on the model's bfloat16, with its own weights and with
+    int8 ones (`--int8-weights`): fused kernels that kept their intermediates in float32, or Inductor's own
+    nearest-codeword search, would change tokens within a few steps."""
+    model = load_model("test-small", random_weights=True, dtype=torch.bfloat16, int8_weights=int8_weights)
     frames = seconds_of_speech(2.0)[:24 * 1920].reshape(24, 1920)
-    eager = Engine(model, slots=2)
-    expected = run(eager, frames, second=GREEDY)
-    eager.close()
-    compiled = Engine(model, slots=2, compile_backend="inductor")
-    compiled.warmup()
-    got = run(compiled, frames, second=GREEDY)
-    compiled.close()
-    for step, (a, b) in enumerate(zip(expected, got)):
-        np.testing.assert_array_equal(a, b, err_msg=f"step {step}")
-
-
-def test_inductor_serves_int8_weights_as_eager_does() -> None:
-    """`--compile --int8-weights`: the int8 layers' products and scaling, compiled into fused kernels,
-    decode the greedy tokens the eager engine decodes with the same int8 weights."""
-    model = load_model("test-small", random_weights=True, dtype=torch.bfloat16, int8_weights=True)
-    frames = seconds_of_speech(2.0)[:20 * 1920].reshape(20, 1920)
     eager = Engine(model, slots=2)
     expected = run(eager, frames, second=GREEDY)
     eager.close()
