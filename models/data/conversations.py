@@ -4,8 +4,8 @@ word and phoneme of both sides time-aligned.
 The agent has one voice; users have many (espeak-ng accents x voice variants, at varied rate, pitch and
 range; in training also resampled, as by a longer or shorter vocal tract, some with vowels shifted, as in
 an accent no voice has, and some with their formants moved one by one, as in a voice no variant has), and
-their track is augmented (noise, a synthetic room, level). The held-out
-split uses user voices and task instances that training never sees. Everything follows from the seed.
+their track is augmented (noise, a synthetic room, level). The held-out split uses user voices and task
+instances that training never sees. Everything follows from the seed.
 """
 
 from __future__ import annotations

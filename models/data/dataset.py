@@ -76,7 +76,7 @@ def generate(root: Path, counts: dict[str, int], seed: int = 0, shard_size: int 
             for result in pool.imap_unordered(write_shard, jobs):
                 if progress:
                     progress(result)
-            pool.close()  # workers that end of themselves clean up after their espeak-ng (not so if terminated)
+            pool.close()  # workers that end by themselves remove their espeak-ng data folders, unlike terminated ones
             pool.join()
     else:
         for job in jobs:

@@ -266,7 +266,8 @@ def add_residual_dropout(transformer: nn.Module, rate: float) -> None:
 
     Training batches reach 0.99 of the user's words heard (the listening head) and 0.99 of the monologue's
     words, held-out conversations 0.95 and 0.94 (run 8): the model fits the voices and wordings it trains
-    on. Dropout keeps any one unit from carrying a detail of them alone."""
+    on. Dropout keeps any one unit from carrying a detail of them alone; at 0.2 (run 9,
+    `models/train/runs/README.md`) it left that gap as it was."""
     def drop(module: nn.Module, _inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> torch.Tensor:
         return nn.functional.dropout(output, rate, module.training)
 
