@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import ctypes.util
+import functools
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -202,10 +203,12 @@ class Speaker:
         return [(name, audio_ms / 1000) for kind, audio_ms, name, _ in self._events if kind == _EVENT_PHONEME]
 
 
+@functools.cache
 def _data_with_own_variants(data: Path) -> Path:
     """A folder that espeak-ng reads as its data folder `data` (a link to each of its entries), except that
-    the folder of voice variants is its own, so that variants can be added. Removed when the process
-    exits normally; forked children, which end with `os._exit`, leave it to their parent."""
+    the folder of voice variants is its own, so that variants can be added. One per process, however many
+    Speakers it makes (each `generate` call makes one). Removed when the process exits normally; forked
+    children, which end with `os._exit`, leave it to their parent."""
     root = Path(tempfile.mkdtemp(prefix="antiphon-espeak-"))
     atexit.register(shutil.rmtree, root, True)
     own = root / "espeak-ng-data"
