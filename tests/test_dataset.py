@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from antiphon.models.data import tasks
-from antiphon.models.data.conversations import (ACCENTS, SAMPLE_RATE, SHAPED_FORMANTS, TRAINING_ONLY_ACCENTS, Generator,
-                                                 voices)
+from antiphon.models.data.conversations import (ACCENTS, FILLERS, SAMPLE_RATE, SHAPED_FORMANTS, TRAINING_ONLY_ACCENTS,
+                                                 Generator, voices)
 from antiphon.models.data.dataset import generate, read_split
 
 
@@ -78,6 +78,16 @@ def test_held_out_split_is_disjoint(sample):
     def sum_asked(exchange):
         return " ".join(exchange.user.split()[-3:])
     assert {sum_asked(e) for e in heldout} <= {sum_asked(e) for e in train}
+
+
+def test_some_training_prompts_start_with_a_filler_and_held_out_prompts_never_do():
+    generator = Generator()
+    def fillers(split: str) -> list[bool]:
+        return [turn["user"].split(",")[0] in FILLERS for index in range(12)
+                for turn in generator.conversation(index, split, seed=3)[0].turns]
+    training, held_out = fillers("train"), fillers("heldout")
+    assert 0 < sum(training) < len(training)
+    assert not any(held_out)
 
 
 def test_same_seed_same_dataset(sample, tmp_path):

@@ -16,8 +16,9 @@ from typing import Iterator
 
 import numpy as np
 
-from .conversations import (FORMANT_SHAPE, FORMANT_SHAPE_SHARE, REPLY_GAP, SAMPLE_RATE, SHAPED_FORMANTS,
-                            VOCAL_TRACT_WARP, VOWEL_SHIFT_SHARE, VOWELS_SHIFTED, YIELD_DELAY, Generator)
+from .conversations import (FILLER_SHARE, FILLERS, FORMANT_SHAPE, FORMANT_SHAPE_SHARE, REPLY_GAP, SAMPLE_RATE,
+                            SHAPED_FORMANTS, VOCAL_TRACT_WARP, VOWEL_SHIFT_SHARE, VOWELS_SHIFTED, YIELD_DELAY,
+                            Generator)
 
 _GENERATOR: Generator | None = None
 
@@ -124,7 +125,7 @@ def card(root: Path, seed: int, counts: dict[str, int], heldout_voices: str = "h
              + " ".join(f"--{split} {count}" for split, count in counts.items()) + f" --seed {seed}"
              + "".join(f" --heldout-{what} train" for what in crossed) + "`.", "",
              *([f"For a diagnosis, the held-out split here takes its user {' and '.join(crossed)} from "
-                "training's pools (without training's resampling, vowel shifts and formant shapes).", ""]
+                "training's pools (without training's resampling, vowel shifts, formant shapes and fillers).", ""]
                if crossed else []),
              "Two 24 kHz mono tracks per conversation (user, agent), every word and phoneme of both sides "
              "time-aligned (espeak-ng's word marks and phoneme events). The agent speaks with one voice "
@@ -145,7 +146,8 @@ def card(root: Path, seed: int, counts: dict[str, int], heldout_voices: str = "h
              "split uses user voices (one whole accent and six variants) and prompts that training never "
              "hears: each fact (a sum, a spelling, a phrase, a count) comes with several wordings, at most one "
              "of which is held out, and colour questions hold out whole (thing, colour) pairs whose answer "
-             "follows from the other questions about the thing. Every choice follows from the seed, and "
+             f"follows from the other questions about the thing. In training, {FILLER_SHARE:.0%} of the prompts "
+             f"start with a filler ({', '.join(FILLERS)}). Every choice follows from the seed, and "
              "so does the sound: each conversation is synthesised from espeak-ng's state as initialised, so "
              "a regenerated dataset matches bit for bit.", "",
              "| split | conversations | hours | user voices | " + " | ".join(_TASK_COLUMNS) + " |",
