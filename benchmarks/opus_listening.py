@@ -2,13 +2,12 @@
 held-out conversations with the user's track as the dataset has it and as the server hears it.
 
 Training tokenizes each recorded track directly; served, the user's audio reaches the codec through the
-client's Ogg Opus encoder (sphn, as `antiphon.client` and Kyutai's clients send it) and the server's
-decoder (`server/ogg_opus.py`). For each conversation both versions of the user's track are encoded by
-the model's codec, laid out as training lays out its token rows (`models/train/lm_data.py`), and read
-by the LM at once: the share of monologue word tokens and of reply starts whose most likely token is the
-script's, by the user's accent, and how many of the user's codec tokens the round trip changed. The round
-trip also delays the audio (by the encoder's look-ahead, which neither sphn's decoder nor the server's
-drops), which moves the codec's frames against the speech: each version is also read with that delay
+client's Ogg Opus encoder and the server's decoder (`models/data/opus_channel.py`). For each conversation
+the versions of the user's track are encoded by the model's codec, laid out as training lays out its
+token rows (`models/train/lm_data.py`), and read by the LM at once: the share of monologue word tokens
+and of reply starts whose most likely token is the script's, by the user's accent, and how many of the
+user's codec tokens the round trip changed. The round trip also delays the audio (by the encoder's
+look-ahead), which moves the codec's frames against the speech: each version is also read with that delay
 added or taken away, so that the delay and the compression are told apart.
 
     python benchmarks/opus_listening.py --model FOLDER --data DATA [--conversations 110]
@@ -24,28 +23,15 @@ from pathlib import Path
 
 import numpy as np
 import sentencepiece
-import sphn
 import torch
 
 from antiphon.models.data.conversations import accent_label
 from antiphon.models.data.dataset import read_split
+from antiphon.models.data.opus_channel import as_served, round_trip_delay, through_opus
 from antiphon.models.loader import load_model
 from antiphon.models.train.lm_data import STREAMS, align_text, encode_tracks, is_word, reply_starts
-from antiphon.server.ogg_opus import OggOpusReader
 
 SAMPLE_RATE = 24000
-FRAME = 1920
-
-
-def served(pcm: np.ndarray) -> np.ndarray:
-    """`pcm` through the client's Ogg Opus encoder and the server's decoder, frame by frame as streamed,
-    as long as it was (the decoder's first samples are the encoder's look-ahead: trimmed)."""
-    writer, reader = sphn.OpusStreamWriter(SAMPLE_RATE), OggOpusReader()
-    padded = np.concatenate([pcm, np.zeros(FRAME * 2, np.float32)])
-    parts = [reader.append_bytes(bytes(writer.append_pcm(padded[i:i + FRAME])))
-             for i in range(0, len(padded) - FRAME + 1, FRAME)]
-    decoded = np.concatenate(parts)
-    return decoded[:len(pcm)] if len(decoded) >= len(pcm) else np.pad(decoded, (0, len(pcm) - len(decoded)))
 
 
 @torch.no_grad()
@@ -62,14 +48,11 @@ def main() -> None:
     device = torch.device("cpu")
     agents = encode_tracks(model.mimi, [r.tracks["agent"] for r in records], device)
     as_recorded = [r.user for r in records]
-    through_opus = [served(u) for u in as_recorded]
-    delay = round(np.median([delay_of(u, s) for u, s in zip(as_recorded, through_opus)]))
+    delay = round_trip_delay()
     versions = {"as recorded": as_recorded,
-                f"as recorded, {delay} samples later": [np.concatenate([np.zeros(delay, np.float32), u[:len(u) - delay]])
-                                                        for u in as_recorded],
-                "through Opus, as served": through_opus,
-                f"through Opus, {delay} samples earlier": [np.concatenate([s[delay:], np.zeros(delay, np.float32)])
-                                                           for s in through_opus]}
+                f"as recorded, {delay} samples later": [np.pad(u, (delay, 0))[:len(u)] for u in as_recorded],
+                "through Opus, as served": [as_served(u) for u in as_recorded],
+                f"through Opus, {delay} samples earlier": [through_opus(u) for u in as_recorded]}
     users = {version: encode_tracks(model.mimi, [to_int16(u) for u in tracks], device)
              for version, tracks in versions.items()}
     hits: dict[tuple[str, str, str], list[float]] = defaultdict(list)
@@ -107,12 +90,6 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text(
         f"# Teacher-forced hearing, as recorded and through Opus\n\nCommand: `{command}`\n\n{text}\n")
-
-
-def delay_of(original: np.ndarray, decoded: np.ndarray, longest: int = 1200) -> int:
-    """The lag (samples) at which `decoded` best matches `original`."""
-    span = slice(longest, min(len(original), len(decoded)) - longest)
-    return max(range(longest), key=lambda lag: float(np.dot(original[span], decoded[span.start + lag:span.stop + lag])))
 
 
 def to_int16(pcm: np.ndarray) -> np.ndarray:
