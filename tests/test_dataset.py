@@ -9,6 +9,7 @@ from antiphon.models.data import tasks
 from antiphon.models.data.conversations import (ACCENTS, FILLERS, SAMPLE_RATE, SHAPED_FORMANTS, TRAINING_ONLY_ACCENTS,
                                                  Generator, voices)
 from antiphon.models.data.dataset import generate, read_split
+from antiphon.models.data.opus_channel import as_served, round_trip_delay, through_opus
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +63,13 @@ def first_interrupted_conversation():
 def test_held_out_split_is_disjoint(sample):
     assert not set(voices("train")) & set(voices("heldout"))
     train_questions = {turn["user"] for r in read_split(sample, "train") for turn in r.meta["turns"]}
-    # held-out voices are espeak-ng's own; some training voices have their formants moved
-    assert any(record.meta["augment"]["formant_shape"] for record in read_split(sample, "train"))
+    # held-out voices are espeak-ng's own, and their tracks recordings; some training voices have their
+    # formants moved, and some training tracks come through Opus
+    for augmentation in ("formant_shape", "opus"):
+        assert any(record.meta["augment"][augmentation] for record in read_split(sample, "train"))
     for record in read_split(sample, "heldout"):
         assert record.meta["user_voice"] in voices("heldout")
-        assert not record.meta["augment"]["formant_shape"]
+        assert not record.meta["augment"]["formant_shape"] and not record.meta["augment"]["opus"]
         for turn in record.meta["turns"]:
             assert turn["user"] not in train_questions
     # the rule itself: no arithmetic question is in both pools, and every held-out sum is taught in
@@ -146,6 +149,21 @@ def test_a_shaped_voice_moves_its_formants_and_keeps_its_words():
         shaped = generator.utterance(text, **voice, formant_shape=shape)
         assert spectral_centroid(shaped.pcm) == pytest.approx(spectral_centroid(plain.pcm) * factor, rel=0.05)
         assert [word.start for word in shaped.words] == [word.start for word in plain.words]
+
+
+def test_a_track_through_opus_is_lossy_and_keeps_its_words_where_their_marks_are():
+    spoken = Generator().utterance("how do you spell cat", voice="en-gb-scotland+m2", rate=160, pitch=50,
+                                   pitch_range=50)
+    pcm = np.pad(spoken.pcm, (4800, 4800))
+    def best_lag(decoded: np.ndarray) -> int:
+        span = slice(2400, len(pcm) - 2400)
+        return max(range(-400, 400),
+                   key=lambda lag: float(np.dot(pcm[span], decoded[span.start + lag:span.stop + lag])))
+    aligned, served = through_opus(pcm), as_served(pcm)
+    assert len(aligned) == len(served) == len(pcm)
+    assert not np.allclose(aligned, pcm, atol=1e-3)  # lossy
+    assert abs(best_lag(aligned)) <= 1
+    assert abs(best_lag(served) - round_trip_delay()) <= 1  # as the server hears it: later by the look-ahead
 
 
 def test_a_shifted_vowel_is_said_instead_and_every_word_keeps_its_mark():

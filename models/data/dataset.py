@@ -16,9 +16,9 @@ from typing import Iterator
 
 import numpy as np
 
-from .conversations import (FILLER_SHARE, FILLERS, FORMANT_SHAPE, FORMANT_SHAPE_SHARE, REPLY_GAP, SAMPLE_RATE,
-                            SHAPED_FORMANTS, VOCAL_TRACT_WARP, VOWEL_SHIFT_SHARE, VOWELS_SHIFTED, YIELD_DELAY,
-                            Generator)
+from .conversations import (FILLER_SHARE, FILLERS, FORMANT_SHAPE, FORMANT_SHAPE_SHARE, OPUS_SHARE, REPLY_GAP,
+                            SAMPLE_RATE, SHAPED_FORMANTS, VOCAL_TRACT_WARP, VOWEL_SHIFT_SHARE, VOWELS_SHIFTED,
+                            YIELD_DELAY, Generator)
 
 _GENERATOR: Generator | None = None
 
@@ -125,7 +125,8 @@ def card(root: Path, seed: int, counts: dict[str, int], heldout_voices: str = "h
              + " ".join(f"--{split} {count}" for split, count in counts.items()) + f" --seed {seed}"
              + "".join(f" --heldout-{what} train" for what in crossed) + "`.", "",
              *([f"For a diagnosis, the held-out split here takes its user {' and '.join(crossed)} from "
-                "training's pools (without training's resampling, vowel shifts, formant shapes and fillers).", ""]
+                "training's pools (without training's resampling, vowel shifts, formant shapes, fillers and "
+                "Opus).", ""]
                if crossed else []),
              "Two 24 kHz mono tracks per conversation (user, agent), every word and phoneme of both sides "
              "time-aligned (espeak-ng's word marks and phoneme events). The agent speaks with one voice "
@@ -147,7 +148,9 @@ def card(root: Path, seed: int, counts: dict[str, int], heldout_voices: str = "h
              "hears: each fact (a sum, a spelling, a phrase, a count) comes with several wordings, at most one "
              "of which is held out, and colour questions hold out whole (thing, colour) pairs whose answer "
              f"follows from the other questions about the thing. In training, {FILLER_SHARE:.0%} of the prompts "
-             f"start with a filler ({', '.join(FILLERS)}). Every choice follows from the seed, and "
+             f"start with a filler ({', '.join(FILLERS)}), and {OPUS_SHARE:.0%} of the users' tracks come "
+             "through Opus as a streaming client sends them (held-out tracks are recordings, which a client "
+             "puts through Opus when served). Every choice follows from the seed, and "
              "so does the sound: each conversation is synthesised from espeak-ng's state as initialised, so "
              "a regenerated dataset matches bit for bit.", "",
              "| split | conversations | hours | user voices | " + " | ".join(_TASK_COLUMNS) + " |",
