@@ -26,12 +26,10 @@ import sentencepiece
 import torch
 
 from antiphon.models.data.conversations import accent_label
-from antiphon.models.data.dataset import read_split
-from antiphon.models.data.opus_channel import as_served, round_trip_delay, through_opus
+from antiphon.models.data.dataset import read_split, to_int16
+from antiphon.models.data.opus_channel import SAMPLE_RATE, as_served, round_trip_delay, through_opus
 from antiphon.models.loader import load_model
-from antiphon.models.train.lm_data import STREAMS, align_text, encode_tracks, is_word, reply_starts
-
-SAMPLE_RATE = 24000
+from antiphon.models.train.lm_data import align_text, encode_tracks, is_word, reply_starts, stream_rows
 
 
 @torch.no_grad()
@@ -65,9 +63,7 @@ def main() -> None:
         delayed, through = users[f"as recorded, {delay} samples later"][index], users["through Opus, as served"][index]
         changed.append(float((delayed != through).mean()))
         for version, tracks in users.items():
-            user = tracks[index]
-            user_ahead = np.concatenate([user[:, 1:], user[:, -1:]], axis=1)
-            codes = np.concatenate([text[None], agents[index], user_ahead]).astype(np.int64)[None, :STREAMS]
+            codes = stream_rows(text, agents[index], tracks[index]).astype(np.int64)[None]
             out = model.lm(torch.from_numpy(codes))
             correct = (out.text_logits[0, 0].argmax(-1) == target[0, 0]) & out.text_mask[0, 0]
             for measure, where in (("words", words), ("reply starts", starts)):
@@ -90,10 +86,6 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text(
         f"# Teacher-forced hearing, as recorded and through Opus\n\nCommand: `{command}`\n\n{text}\n")
-
-
-def to_int16(pcm: np.ndarray) -> np.ndarray:
-    return (np.clip(pcm, -1, 1) * 32767).astype(np.int16)
 
 
 if __name__ == "__main__":

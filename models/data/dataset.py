@@ -46,8 +46,8 @@ def write_shard(job: ShardJob) -> dict:
     for index in range(job.first, job.first + job.count):
         conversation, user, agent = generator.conversation(index, job.split, job.seed, job.voices_from,
                                                            job.prompts_from)
-        users.append(_to_int16(user))
-        agents.append(_to_int16(agent))
+        users.append(to_int16(user))
+        agents.append(to_int16(agent))
         lines.append(json.dumps(conversation.to_json()))
     folder = Path(job.root) / job.split
     folder.mkdir(parents=True, exist_ok=True)
@@ -58,7 +58,7 @@ def write_shard(job: ShardJob) -> dict:
     return {"split": job.split, "count": job.count, "seconds": offsets[-1] / SAMPLE_RATE}
 
 
-def _to_int16(pcm: np.ndarray) -> np.ndarray:
+def to_int16(pcm: np.ndarray) -> np.ndarray:
     return (np.clip(pcm, -1, 1) * 32767).astype(np.int16)
 
 

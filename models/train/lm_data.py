@@ -155,6 +155,13 @@ def encode_tracks(mimi: MimiModel, tracks: list[np.ndarray], device: torch.devic
     return result
 
 
+def stream_rows(text: np.ndarray, agent: np.ndarray, user: np.ndarray) -> np.ndarray:
+    """The rows the LM reads for one conversation ([STREAMS, frames] int16): its monologue row, the
+    agent's codec tokens, and the user's one frame ahead."""
+    user_ahead = np.concatenate([user[:, 1:], user[:, -1:]], axis=1)
+    return np.concatenate([text[None].astype(np.int16), agent, user_ahead])
+
+
 def tokenize_split(mimi: MimiModel, tokenizer: sentencepiece.SentencePieceProcessor, root: Path, split: str,
                    path: Path, device: torch.device) -> Path:
     records = list(read_split(root, split))
@@ -163,10 +170,8 @@ def tokenize_split(mimi: MimiModel, tokenizer: sentencepiece.SentencePieceProces
     streams = []
     for record, agent, user in zip(records, agents, users):
         text = align_text(record.meta["agent_words"], agent.shape[1], tokenizer)
-        user_ahead = np.concatenate([user[:, 1:], user[:, -1:]], axis=1)
         heard = align_heard_text(record.meta["user_words"], agent.shape[1], tokenizer)
-        streams.append(np.concatenate([text[None].astype(np.int16), agent, user_ahead,
-                                       heard[None].astype(np.int16)]))
+        streams.append(np.concatenate([stream_rows(text, agent, user), heard[None].astype(np.int16)]))
     offsets = np.concatenate([[0], np.cumsum([s.shape[1] for s in streams])]).astype(np.int64)
     partial = path.with_name(path.stem + ".partial.npz")  # a reader never sees half a file
     np.savez(partial, codes=np.concatenate(streams, axis=1), offsets=offsets,
