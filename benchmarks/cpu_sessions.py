@@ -13,7 +13,6 @@ import argparse
 import json
 import platform
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from antiphon.models.loader import load_model
 from antiphon.server.bench import run_reference
 from antiphon.server.engine import Engine
 from antiphon.server.params import SamplingParams
+from report import command_line
 
 FRAME_MS = 80.0
 RESULTS = Path(__file__).parent / "results"
@@ -103,7 +103,7 @@ def main() -> None:
     machine = (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
                f"torch {torch.__version__}, model {args.model} (random weights), {args.frames} frames "
                f"({args.warmup} warm-up frames not counted)")
-    command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+    command = command_line()
     table = "\n".join([header, *lines])
     print(table)
     output = Path(args.output)

@@ -11,7 +11,6 @@ the share of each codebook's tokens a bfloat16 encoder and quantizer give unchan
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from antiphon.models.loader import WEIGHTS_DIR, load_codec
 from antiphon.models.random_init import calibrate_random_codebooks
 from antiphon.models.train.audio_losses import snr_db
 from antiphon.server.bench import speech_frames
+from report import write_report
 
 
 @torch.no_grad()
@@ -70,10 +70,7 @@ def main() -> None:
         unchanged = (codes == half_codes).float().mean(dim=(0, 2))
         lines.append(f"| {name} | {' / '.join(f'{100 * share:.0f} %' for share in unchanged.tolist())} | "
                      f"{snr_db(audio, half_audio):.1f} dB | {snr_db(audio, decoded):.1f} dB |")
-    text = "\n".join(lines)
-    print(text)
-    command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
-    args.out.with_suffix(".md").write_text(f"# The codec in bfloat16\n\nCommand: `{command}`\n\n{text}\n")
+    write_report(args.out, "The codec in bfloat16", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from antiphon.models.loader import load_model
 from antiphon.models.reference import Trace, reference_run
 from antiphon.server.engine import Engine
 from antiphon.server.params import SamplingParams
+from report import command_line
 
 GREEDY = SamplingParams(text_temperature=0.0, audio_temperature=0.0)
 RESULTS = Path(__file__).parent / "results"
@@ -126,7 +127,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+    command = command_line()
     args.out.write_text(f"# Greedy parity on GPU\n\nCommand: `{command}`\n\n{text}\n")
     if graphs_differ:
         sys.exit("with frame graphs, a session's tokens differ from moshi's at the same batch size")

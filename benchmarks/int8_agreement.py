@@ -14,7 +14,6 @@ Prints a table and writes OUT.md:
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ import torch
 from antiphon.models.loader import LoadedModel, load_model
 from antiphon.models.reference import Trace, reference_run
 from antiphon.server.bench import speech_frames
+from report import write_report
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -100,12 +100,7 @@ def main() -> None:
              f"{forced['acoustic']:.1%} | - |",
              f"| free-running greedy: token equal | {running['text']:.1%} | {running['semantic']:.1%} | "
              f"{running['acoustic']:.1%} | {first} |"]
-    text = "\n".join(lines)
-    print(text)
-    command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".md").write_text(
-        f"# int8 LM weights against the model's own\n\nCommand: `{command}`\n\n{text}\n")
+    write_report(args.out, "int8 LM weights against the model's own", "\n".join(lines))
 
 
 if __name__ == "__main__":

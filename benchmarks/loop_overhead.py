@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import sys
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from antiphon.client.local_server import LocalServer
 from antiphon.server.bench import (client_sessions, engine_figures, percentiles, process_cpu_seconds,
                                    speech_frames)
 from antiphon.server.engine import StepResult
+from report import command_line
 
 
 class StandInEngine:
@@ -146,7 +146,7 @@ def main() -> None:
     if args.serve:
         serve(args.port, args.slots, args.step_ms / 1000, loops[0])
         return
-    command = "python benchmarks/loop_overhead.py " + " ".join(sys.argv[1:])
+    command = command_line()
     rows = []
     for sessions in [int(n) for n in args.sessions.split(",")]:
         runs: dict[str, list[dict]] = {loop: [] for loop in loops}

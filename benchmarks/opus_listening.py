@@ -17,7 +17,6 @@ added or taken away, so that the delay and the compression are told apart.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from antiphon.models.data.dataset import read_split, to_int16
 from antiphon.models.data.opus_channel import SAMPLE_RATE, as_served, round_trip_delay, through_opus
 from antiphon.models.loader import load_model
 from antiphon.models.train.lm_data import align_text, encode_tracks, is_word, reply_starts, stream_rows
+from report import write_report
 
 
 @torch.no_grad()
@@ -80,12 +80,7 @@ def main() -> None:
             cells = [hits[(version, measure, group)] for group in groups]
             lines.append(f"| {version} | {measure} | "
                          + " | ".join(f"{np.mean(c):.1%} ({len(c)})" if c else "-" for c in cells) + " |")
-    text = "\n".join(lines)
-    print(text)
-    command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".md").write_text(
-        f"# Teacher-forced hearing, as recorded and through Opus\n\nCommand: `{command}`\n\n{text}\n")
+    write_report(args.out, "Teacher-forced hearing, as recorded and through Opus", "\n".join(lines))
 
 
 if __name__ == "__main__":

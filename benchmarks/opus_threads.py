@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 import sphn
 
 from antiphon.server.ogg_opus import OggOpusReader, OggOpusWriter
+from report import command_line
 
 RESULTS = Path(__file__).parent / "results"
 FRAME = 1920
@@ -65,7 +65,7 @@ def main() -> None:
     lines = [f"| {r['codec']} | {r['threads']} | {r['frames_per_second']:.0f} | {r['ms_per_frame']:.3f} |"
              for r in rows]
     machine = f"{platform.processor() or platform.machine()}, {cores} cores, Python {platform.python_version()}"
-    command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+    command = command_line()
     table = "\n".join([header, *lines])
     print(table)
     RESULTS.mkdir(exist_ok=True)

@@ -25,6 +25,7 @@ import sphn
 from websockets.asyncio.client import connect
 
 from antiphon.client.chat import FRAME_SECONDS, FRAME_SIZE, Conversation, chat_url
+from report import command_line
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -143,7 +144,7 @@ def write_results(args: argparse.Namespace, rows: list[dict], errors: list[str])
     figure.suptitle(f"Soak: {args.slots} busy slots, {args.model} on CPU, {args.minutes:g} min")
     figure.tight_layout()
     figure.savefig(RESULTS / "soak.png", dpi=100)
-    command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+    command = command_line()
     summary = {"command": command, "slots": args.slots, "minutes": args.minutes, "rows": rows,
                "client_errors": errors}
     (RESULTS / "soak.json").write_text(json.dumps(summary, indent=1))

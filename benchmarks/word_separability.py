@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from antiphon.models.data.conversations import SAMPLE_RATE, Generator, voices
 from antiphon.models.data.tasks import SPELL_WORDS
 from antiphon.models.loader import WEIGHTS_DIR, load_codec
 from antiphon.models.train.audio_losses import MultiScaleMel
+from report import write_report
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -100,12 +100,7 @@ def main() -> None:
              "Most frequent confusions (said → nearest):", ""]
     lines += [f"- {name}: " + ", ".join(f"{said_word} → {nearest} ({count})" for (said_word, nearest), count in pairs)
               for name, pairs in confusions.items()]
-    text = "\n".join(lines)
-    print(text)
-    command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".md").write_text(f"# How far the codec's tokens keep the spelling words apart\n\n"
-                                           f"Command: `{command}`\n\n{text}\n")
+    write_report(args.out, "How far the codec's tokens keep the spelling words apart", "\n".join(lines))
 
 
 if __name__ == "__main__":
