@@ -5,8 +5,16 @@ import ssl
 from pathlib import Path
 
 import pytest
-import sentencepiece
-import torch
+
+# Exact agreement between a session decoded in a batch and decoded alone needs kernels whose result for
+# one row does not depend on the batch's other rows. On some CPUs (AVX-512 ones) MKL's matrix products
+# and oneDNN's convolutions sum in an order that depends on the number of rows, and the last bits differ.
+# MKL's strict numerical reproducibility fixes the order of its sums; set before torch loads MKL, and
+# inherited by the servers the tests start. `batch_invariant_kernels` takes care of the convolutions.
+os.environ.setdefault("MKL_CBWR", "AVX2,STRICT")
+
+import sentencepiece  # noqa: E402
+import torch  # noqa: E402
 
 from antiphon.client.local_server import LocalServer
 from antiphon.models.checkpoint import write_kyutai_folder
@@ -61,6 +69,16 @@ def server(small_checkpoint, tmp_path_factory):
                             log=tmp_path_factory.mktemp("server") / "server.log")
     yield process
     process.stop()
+
+
+@pytest.fixture
+def batch_invariant_kernels():
+    """Convolutions without oneDNN, whose kernels for one row and for several differ in their last bits
+    (torch's own convolution unrolls each row into one matrix product)."""
+    enabled = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    yield
+    torch.backends.mkldnn.enabled = enabled
 
 
 @pytest.fixture(autouse=True)

@@ -28,7 +28,7 @@ def test_each_weight_is_within_half_a_step_of_its_own_and_the_layer_computes_wit
     torch.testing.assert_close(int8(x), x @ int8.weight.T + linear.bias)
 
 
-def test_the_engine_serves_an_int8_model_as_moshis_loop_decodes_it() -> None:
+def test_the_engine_serves_an_int8_model_as_moshis_loop_decodes_it(batch_invariant_kernels) -> None:
     model = load_model("test-small", random_weights=True, int8_weights=True)
     linears = [m for m in model.lm.modules() if isinstance(m, nn.Linear)]
     assert linears and all(isinstance(m, Int8Linear) for m in linears)

@@ -73,7 +73,8 @@ def assert_same(session: Session, reference: Trace) -> None:
     np.testing.assert_allclose(np.concatenate(got.pcm), np.concatenate(reference.pcm), atol=1e-5)
 
 
-def test_slots_match_single_session_reference_while_sessions_join_leave_and_stall(small_checkpoint, inputs):
+def test_slots_match_single_session_reference_while_sessions_join_leave_and_stall(small_checkpoint, inputs,
+                                                                                   batch_invariant_kernels):
     engine = Engine(load_model(str(small_checkpoint)), slots=3)
     engine.warmup()
     a, b, c, d = (Session(name, inputs[name]) for name in "abcd")
@@ -102,7 +103,7 @@ def test_reference_is_sensitive_to_input(small_checkpoint, inputs):
     assert len({tuple(codes) for codes in first.audio}) > len(first.audio) // 2
 
 
-def test_seeded_sampling_ignores_batch_neighbours(small_checkpoint, inputs):
+def test_seeded_sampling_ignores_batch_neighbours(small_checkpoint, inputs, batch_invariant_kernels):
     """A seeded session draws the same tokens alone as beside other (sampling or greedy) sessions,
     and per-slot temperatures really apply (sampled differs from greedy)."""
     seeded = SamplingParams(text_temperature=0.9, text_topk=20, audio_temperature=0.9, audio_topk=100,
