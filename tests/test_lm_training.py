@@ -33,7 +33,7 @@ def run_args(dataset, tmp_path, **overrides) -> argparse.Namespace:
         "no_text": False, "device": "cpu", "batch": 2, "max_frames": 60, "lr": 3e-4, "warmup": 5,
         "minutes": 5.0, "steps": 0, "cooldown": 0.3, "vocab": 256, "seed": 0, "agent_noise": 0.1,
         "user_mask": 0.0, "dropout": 0.0, "listening_weight": 0.5, "compile": None,
-        **overrides})
+        "cuda_graph": False, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +166,16 @@ def test_a_compiled_training_step_computes_what_the_eager_one_does(dataset, tmp_
     assert compiled_grads.keys() == eager_grads.keys()
     for name, grad in eager_grads.items():
         assert torch.allclose(compiled_grads[name], grad, rtol=1e-3, atol=1e-6), name
+
+
+def test_a_captured_training_step_needs_a_cuda_device_and_no_compile(dataset, tmp_path):
+    """`--cuda-graph` captures the eager step as a CUDA graph (checked on a GPU by
+    `models/train/runs/lm_step_time.py --graph-check`); elsewhere it says what it needs."""
+    for overrides in ({"device": "cpu"}, {"device": "cuda", "compile": "default"}):
+        args = run_args(dataset, tmp_path, cuda_graph=True, **overrides)
+        lm.prepare(args, torch.device("cpu"))
+        with pytest.raises(ValueError, match="--cuda-graph captures the eager step on a CUDA device"):
+            lm.LMTrainer(args)
 
 
 def test_dropout_changes_training_steps_and_leaves_the_model_as_served(dataset, tmp_path):

@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from ..configs import ANTIPHON_SMALL_LM
 from ..loader import lm_kwargs_of, load_codec
+from .captured_step import CapturedStep
 from .lm_data import (AGENT_AUDIO_ROWS, HEARD_ROW, PADDING, STREAMS, USER_AUDIO_ROWS, TokenSet, is_word, reply_starts,
                       tokenize_split, train_tokenizer, word_onsets)
 from .lm_probe import free_running_accuracies
@@ -86,6 +87,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="train through torch.compile in this mode (fused kernels; reduce-overhead also "
                              "replays them as CUDA graphs; batches padded to --max-frames, one shape): for a "
                              "GPU, where the eager step is bound by the host")
+    parser.add_argument("--cuda-graph", action="store_true",
+                        help="replay each training step (forward, backward, clipping, AdamW) from one CUDA graph "
+                             "(batches padded to --max-frames, one shape): for a GPU, where the eager step is "
+                             "bound by the host launching its kernels")
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -105,6 +110,12 @@ def prepare(args: argparse.Namespace, device: torch.device) -> None:
         tokenize_split(mimi, tokenizer, args.data, split, tokens / f"tokens-{split}.npz", device)
 
 
+def check_step_options(args: argparse.Namespace) -> None:
+    if args.cuda_graph and (torch.device(args.device).type != "cuda" or args.compile):
+        raise ValueError("--cuda-graph captures the eager step on a CUDA device: give --device cuda and "
+                         "leave out --compile (whose reduce-overhead mode graphs the compiled step)")
+
+
 def token_folder(args: argparse.Namespace) -> Path:
     return args.tokens or args.out
 
@@ -120,6 +131,7 @@ class LMTrainer:
         if self.train_set.conversations[0].shape[0] != HEARD_ROW + 1:
             raise ValueError(f"the token files in {token_folder(args)} predate the current layout "
                              f"({HEARD_ROW + 1} rows): remove them to tokenize again")
+        check_step_options(args)
         self.config = dict(ANTIPHON_SMALL_LM)
         self.lm = loaders.get_moshi_lm(None, lm_kwargs=lm_kwargs_of(self.config), device=self.device,
                                        dtype=torch.float32)
@@ -136,6 +148,8 @@ class LMTrainer:
         self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
                                             {"params": rest, "weight_decay": 0.0}],
                                            lr=args.lr, betas=(0.9, 0.95), fused=self.device.type == "cuda")
+        self.captured_step = CapturedStep(self.optimize) if args.cuda_graph else None
+        self.fixed_length = bool(args.compile) or args.cuda_graph  # one batch shape
         self.step = 0
         if args.init and args.resume:
             raise ValueError("--init starts a run from weights, --resume continues one: give one of them")
@@ -148,6 +162,13 @@ class LMTrainer:
             self.optimizer.load_state_dict(state["optimizer"])
             self.step = state["step"]
             self.rng = np.random.default_rng(args.seed + self.step)
+        # A captured step reads the learning rate from the device, where the schedule writes it each step (a
+        # number would be recorded as a constant), and AdamW then keeps its step counts there; whichever
+        # kind of run saved the state resumed from.
+        for group in self.optimizer.param_groups:
+            learning_rate = float(group["lr"])
+            group["lr"] = torch.tensor(learning_rate, device=self.device) if args.cuda_graph else learning_rate
+            group["capturable"] = args.cuda_graph
 
     def _keep_transformer_out(self, _module: nn.Module, inputs: tuple[torch.Tensor]) -> None:
         self._transformer_out = inputs[0]
@@ -200,9 +221,25 @@ class LMTrainer:
         """One optimizer step; the figures stay on the device, so that the host queues the next step
         while this one runs."""
         self.lm.train()
+        self.set_learning_rate(self.args.lr * learning_rate_scale * min(1.0, (self.step + 1) / self.args.warmup))
+        codes = self.codes(self.train_set, self.draw_batch(), fixed_length=self.fixed_length)
+        figures = self.captured_step(codes) if self.captured_step else self.optimize(codes)
+        self.step += 1
+        return figures
+
+    def set_learning_rate(self, value: float) -> None:
         for group in self.optimizer.param_groups:
-            group["lr"] = self.args.lr * learning_rate_scale * min(1.0, (self.step + 1) / self.args.warmup)
-        codes = self.codes(self.train_set, self.draw_batch(), fixed_length=bool(self.args.compile))
+            if isinstance(group["lr"], torch.Tensor):
+                group["lr"].fill_(value)  # where the captured step reads it
+            else:
+                group["lr"] = value
+
+    def learning_rate(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def optimize(self, codes: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Forward, backward, clipping and the optimizer's update on a batch on the device: device work
+        alone, with no wait for the device, so that it can be captured as one CUDA graph."""
         inputs = corrupt_agent_audio(mask_user_audio(codes, self.args.user_mask), self.args.agent_noise, self.lm.card)
         figures = self.losses(codes, inputs, self.stepped_lm)
         # The ablation learns its text stream too, all padding, so that at inference it feeds itself the
@@ -214,7 +251,6 @@ class LMTrainer:
         total.backward()
         nn.utils.clip_grad_norm_([*self.lm.parameters(), *self.listening.parameters()], 1.0)
         self.optimizer.step()
-        self.step += 1
         return {name: value.detach() for name, value in figures.items()}
 
     @torch.no_grad()
@@ -341,6 +377,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
+    check_step_options(args)  # before tokenizing, which can take minutes
     prepare(args, torch.device(args.device))
     trainer = LMTrainer(args)
     budget = args.minutes * 60
@@ -357,7 +394,7 @@ def _train(args: argparse.Namespace) -> None:
             counted += 1
             bar.update(1)
             if trainer.step % LOG_EVERY == 0:
-                entry = {"step": trainer.step, "time": time.time(), "lr": trainer.optimizer.param_groups[0]["lr"],
+                entry = {"step": trainer.step, "time": time.time(), "lr": trainer.learning_rate(),
                          **{name: round(value.item() / counted, 4) for name, value in sums.items()}}
                 sums.clear()
                 counted = 0

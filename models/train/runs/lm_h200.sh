@@ -23,7 +23,8 @@
 # one, so that the weights read the ids they were trained on.
 # ABLATION=0 trains the LM alone, with the whole GPU (its weights go on from INIT as above).
 # STEP_TIME=32,64 first times a training step at those batch sizes, the GPU to itself, and lists where a
-# step waits for the device (lm_step_time.py; STEP_MODES=eager,compiled times `--compile` too).
+# step waits for the device (lm_step_time.py; STEP_MODES=eager,captured times `--cuda-graph` too, after
+# checking it against the eager step, and STEP_MODES=eager,compiled `--compile`).
 set -euo pipefail
 until_seconds=${1:-520}
 conversations=${2:-12000}
@@ -51,8 +52,10 @@ else
   time antiphon train lm --data .runs/data --codec weights/antiphon-small --out .runs/lm --steps 0 2>&1 | tail -n 20
 fi
 if [[ -n ${STEP_TIME:-} ]]; then  # e.g. STEP_TIME=32,64: a step's time per batch size, before the supply starts
-  python3 models/train/runs/lm_step_time.py --batches "$STEP_TIME" --modes "${STEP_MODES:-eager}" --sync-debug -- --data .runs/data \
-    --codec weights/antiphon-small --out .runs/lm "$@" | tee "$OUT/step-time.md"
+  modes=${STEP_MODES:-eager} check=()
+  [[ $modes == *captured* ]] && check=(--graph-check)  # the captured step against the eager one first
+  python3 models/train/runs/lm_step_time.py --batches "$STEP_TIME" --modes "$modes" "${check[@]}" --sync-debug -- \
+    --data .runs/data --codec weights/antiphon-small --out .runs/lm "$@" | tee "$OUT/step-time.md"
 fi
 minutes=$(python3 -c "print(max(0.5, ($until_seconds - $SECONDS) / 60))")
 echo "training ${runs[*]} for $minutes minutes"
