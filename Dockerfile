@@ -16,16 +16,18 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 RUN groupadd --gid 10001 antiphon \
     && useradd --create-home --uid 10001 --gid 10001 antiphon \
-    && mkdir -p /opt/antiphon /weights \
-    && chown 10001:10001 /opt/antiphon /weights
+    && mkdir -p /opt/antiphon /weights /cache \
+    && chown 10001:10001 /opt/antiphon /weights /cache
 WORKDIR /opt/antiphon
 COPY --chown=10001:10001 . .
 USER 10001:10001
 RUN ./install.sh --system-packages && rm -rf /home/antiphon/.cache/pip
+# --compile's kernels, kept on a volume so that a new container does not compile for minutes again
 ENV PATH=/opt/antiphon/.venv/bin:$PATH \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    TORCHINDUCTOR_CACHE_DIR=/cache/inductor
 
-VOLUME ["/weights"]
+VOLUME ["/weights", "/cache"]
 EXPOSE 8998
 HEALTHCHECK --interval=15s --timeout=3s --start-period=180s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8998/healthz', timeout=2)"]
