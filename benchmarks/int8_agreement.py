@@ -28,18 +28,6 @@ RESULTS = Path(__file__).parent / "results"
 
 
 @torch.no_grad()
-def user_codes(model: LoadedModel, frames: np.ndarray) -> torch.Tensor:
-    """The user's audio tokens for each frame, encoded as moshi's loop encodes them: [codebooks, frames]."""
-    device = next(model.lm.parameters()).device
-    codes = []
-    with model.mimi.streaming(1):
-        for index, frame in enumerate(frames):
-            codes.append(model.mimi.encode(torch.from_numpy(frame)[None, None].to(device))[0, :, 0])
-            if index == 0:
-                model.mimi.reset_streaming()
-    return torch.stack(codes, dim=1)
-
-
 @torch.no_grad()
 def teacher_forced_choices(model: LoadedModel, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Each position's most likely token, text [T] and audio [codebooks, T], where valid (-1 elsewhere)."""
@@ -78,7 +66,8 @@ def main() -> None:
     want, got = reference_run(own, list(frames)), reference_run(int8, list(frames))
     steps = len(want.text)
     agent = torch.tensor(np.stack(want.audio, axis=1), device=device)
-    codes = torch.cat([torch.tensor(want.text, device=device)[None], agent, user_codes(own, frames)[:, :steps]])
+    user = torch.tensor(np.stack(want.user[:steps], axis=1), device=device)
+    codes = torch.cat([torch.tensor(want.text, device=device)[None], agent, user])
     own_text, own_audio = teacher_forced_choices(own, codes)
     int8_text, int8_audio = teacher_forced_choices(int8, codes)
     agent_books = agent.shape[0]

@@ -3,7 +3,7 @@ must match token for token under greedy decoding."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -19,6 +19,7 @@ class Trace:
     text: list[int]
     audio: list[np.ndarray]
     pcm: list[np.ndarray]
+    user: list[np.ndarray] = field(default_factory=list)  # the user's audio tokens, one entry a frame
 
 
 def frames_of(pcm: np.ndarray) -> list[np.ndarray]:
@@ -39,6 +40,7 @@ def reference_run(model: LoadedModel, frames: list[np.ndarray], batch: int = 1) 
     with model.mimi.streaming(batch), lm_gen.streaming(batch):
         for index, frame in enumerate(frames):
             codes = model.mimi.encode(torch.from_numpy(frame)[None, None].repeat(batch, 1, 1).to(device))
+            trace.user.append(codes[0, :, 0].cpu().numpy())
             if index == 0:
                 model.mimi.reset_streaming()  # as moshi's server does after the first frame
             tokens = lm_gen.step(codes)
