@@ -100,6 +100,7 @@ def graph_check(train_args: argparse.Namespace, batch: int) -> str:
         args = argparse.Namespace(**{**vars(train_args), "batch": batch, "compile": None, "cuda_graph": cuda_graph,
                                      "agent_noise": 0.0, "user_mask": 0.0, "dropout": 0.0})
         trainer = LMTrainer(args)
+        trainer.fixed_length = True  # the eager run on the captured step's padded batches too
         figures = [{name: value.item() for name, value in trainer.train_step(1.0).items()}
                    for _ in range(CHECKED_STEPS)]
         weights = {name: value.detach().float().clone() for name, value in trainer.lm.state_dict().items()}
